@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DjangoApschedulerConfig(AppConfig):
+    name = "django_apscheduler"
+    verbose_name = _("Django APScheduler")
+    default_auto_field = "django.db.models.AutoField"

@@ -1,0 +1,261 @@
+"""Claiming due fires, so that each (job, scheduled run time) runs exactly once.
+
+Any number of schedulers may share the database. A scheduler that finds jobs due
+claims them in one transaction:
+
+1. it selects the due jobs in run-time order, row-locked and skipping rows that
+   another scheduler has locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL and
+   MariaDB; on SQLite the transaction holds the database's write lock instead);
+2. it advances each job's ``next_run_time`` past the fires it takes, or deletes a
+   job that has no further fire (a date job), so no other scheduler sees them due;
+3. it writes a "Started execution" row for every fire it takes. That row is unique
+   on (job, run time), so even a job whose schedule was moved backwards cannot
+   run the same fire twice: fires that already have a row are skipped.
+
+Only when that transaction commits does the scheduler hand the job to its
+executor. The scheduler's own follow-up write of the next run time is then
+redundant and skipped by the job store (``ClaimedFires``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from apscheduler.job import Job
+from django.db import connection
+from django.db.models import Count, Q
+
+from .database import supports_skip_locked, write_transaction
+from .models import DjangoJob, DjangoJobExecution
+from .timezones import to_db
+
+logger = logging.getLogger("django_apscheduler.claims")
+
+
+def due_run_times(job: Job, now: datetime) -> list[datetime]:
+    """The job's fire times up to ``now``, as APScheduler's scheduler computes them."""
+    run_times: list[datetime] = []
+    next_time = job.next_run_time
+    while next_time is not None and next_time <= now:
+        run_times.append(next_time)
+        next_time = job.trigger.get_next_fire_time(next_time, now)
+    return run_times
+
+
+@dataclass
+class Claim:
+    """A job this scheduler may run now, with the fires it claimed."""
+
+    job: Job
+    run_times: list[datetime]
+    next_run_time: datetime | None
+
+
+@dataclass
+class ClaimedFires:
+    """What the last claim already wrote, so the scheduler's echo of it costs nothing."""
+
+    next_run_times: dict[str, datetime] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+
+    def clear(self) -> None:
+        self.next_run_times.clear()
+        self.finished.clear()
+
+    def is_echo_of_update(self, job: Job) -> bool:
+        expected = self.next_run_times.get(job.id)
+        if expected is not None and job.next_run_time == expected:
+            del self.next_run_times[job.id]
+            return True
+        return False
+
+    def is_echo_of_removal(self, job_id: str) -> bool:
+        if job_id in self.finished:
+            self.finished.discard(job_id)
+            return True
+        return False
+
+
+@dataclass
+class _Candidate:
+    job_id: str
+    stored_next_run_time: datetime
+    job: Job
+    run_times: list[datetime]
+    next_run_time: datetime | None
+
+
+JobLoader = Callable[[str, datetime | None, bytes], Job]
+BrokenJobHandler = Callable[[str, Exception], None]
+
+
+def claim_due_jobs(
+    now: datetime,
+    *,
+    limit: int,
+    scheduler_id: int | None,
+    load_job: JobLoader,
+    on_broken_job: BrokenJobHandler,
+) -> list[Claim]:
+    """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run."""
+    with write_transaction():
+        candidates = _lock_due_jobs(now, limit, load_job, on_broken_job)
+        if not candidates:
+            return []
+        _skip_fires_already_recorded(candidates)
+        claimed = _advance_schedules(candidates)
+        refused = _over_cluster_max_instances(claimed)
+        _record_claimed_fires(claimed, refused, scheduler_id)
+    return [
+        Claim(c.job, c.run_times, c.next_run_time) for c in claimed if c.run_times and c.job_id not in refused
+    ]
+
+
+def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job: BrokenJobHandler) -> list[_Candidate]:
+    due = DjangoJob.objects.filter(broken=False, next_run_time__lte=to_db(now)).order_by("next_run_time", "id")
+    if supports_skip_locked():
+        due = due.select_for_update(skip_locked=True)
+    candidates = []
+    for job_id, stored_next_run_time, job_state in due.values_list("id", "next_run_time", "job_state")[:limit]:
+        try:
+            job = load_job(job_id, stored_next_run_time, bytes(job_state))
+        except Exception as error:  # any failure to unpickle or import
+            on_broken_job(job_id, error)
+            continue
+        run_times = due_run_times(job, now)
+        if not run_times:
+            continue
+        next_run_time = job.trigger.get_next_fire_time(run_times[-1], now)
+        if job.coalesce:
+            run_times = run_times[-1:]
+        candidates.append(_Candidate(job_id, stored_next_run_time, job, run_times, next_run_time))
+    return candidates
+
+
+def _skip_fires_already_recorded(candidates: list[_Candidate]) -> None:
+    """Drop fires that already have an execution row: they ran (or are running) already."""
+    # One range per job, served by the (job, run_time) unique index.
+    in_claimed_ranges = Q()
+    for candidate in candidates:
+        in_claimed_ranges |= Q(
+            job_id=candidate.job_id,
+            run_time__range=(to_db(candidate.run_times[0]), to_db(candidate.run_times[-1])),
+        )
+    recorded = set(DjangoJobExecution.objects.filter(in_claimed_ranges).values_list("job_id", "run_time"))
+    if not recorded:
+        return
+    for candidate in candidates:
+        kept = [t for t in candidate.run_times if (candidate.job_id, to_db(t)) not in recorded]
+        if len(kept) != len(candidate.run_times):
+            logger.info(
+                "Job %r: skipping %d fire(s) that already ran (its schedule was moved back)",
+                candidate.job_id,
+                len(candidate.run_times) - len(kept),
+            )
+        candidate.run_times = kept
+
+
+def _advance_schedules(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Move each job's stored next run time past the claimed fires; delete finished jobs.
+
+    Returns the candidates this transaction really owns. With row locks (or SQLite's
+    write lock) that is all of them; without SKIP LOCKED (old MySQL) each update is a
+    compare-and-set on the next run time we read, and a lost race drops the job.
+    """
+    finished = [c for c in candidates if c.next_run_time is None]
+    continuing = [c for c in candidates if c.next_run_time is not None]
+    if finished:
+        DjangoJob.objects.filter(pk__in=[c.job_id for c in finished]).delete()
+    if not continuing:
+        return finished
+    if supports_skip_locked() or _holds_database_lock():
+        rows = []
+        for candidate in continuing:
+            row = DjangoJob(pk=candidate.job_id, next_run_time=to_db(candidate.next_run_time))
+            rows.append(row)
+        DjangoJob.objects.bulk_update(rows, ["next_run_time"])
+        return finished + continuing
+    owned = []
+    for candidate in continuing:
+        updated = DjangoJob.objects.filter(
+            pk=candidate.job_id, next_run_time=candidate.stored_next_run_time
+        ).update(next_run_time=to_db(candidate.next_run_time))
+        if updated:
+            owned.append(candidate)
+    return finished + owned
+
+
+def _holds_database_lock() -> bool:
+    return connection.vendor == "sqlite"
+
+
+def _over_cluster_max_instances(claimed: list[_Candidate]) -> dict[str, int]:
+    """Jobs whose running executions, counted over every scheduler, reach max_instances.
+
+    Returns {job id: running count}. Rows without a scheduler (left "Started" by
+    django-apscheduler 0.7) are not counted: nobody is running them.
+    """
+    with_fires = [c for c in claimed if c.run_times]
+    if not with_fires:
+        return {}
+    running = dict(
+        DjangoJobExecution.objects.filter(
+            job_id__in=[c.job_id for c in with_fires],
+            status=DjangoJobExecution.SENT,
+            scheduler__isnull=False,
+        )
+        .values("job_id")
+        .annotate(count=Count("id"))
+        .values_list("job_id", "count")
+    )
+    return {c.job_id: running[c.job_id] for c in with_fires if running.get(c.job_id, 0) >= c.job.max_instances}
+
+
+def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], scheduler_id: int | None) -> None:
+    rows = []
+    for candidate in claimed:
+        status = DjangoJobExecution.MAX_INSTANCES if candidate.job_id in refused else DjangoJobExecution.SENT
+        for run_time in candidate.run_times:
+            rows.append(
+                DjangoJobExecution(job_id=candidate.job_id, run_time=to_db(run_time), status=status, scheduler_id=scheduler_id)
+            )
+        if candidate.job_id in refused:
+            logger.warning(
+                'Execution of job "%s" skipped: it already runs %d instance(s) across all schedulers '
+                "(max_instances=%d)",
+                candidate.job_id,
+                refused[candidate.job_id],
+                candidate.job.max_instances,
+            )
+    if rows:
+        DjangoJobExecution.objects.bulk_create(rows)
+
+
+def serialize_job(job: Job, protocol: int) -> bytes:
+    """Pickle a job's state; raises APScheduler's own error for jobs that cannot be stored.
+
+    A method bound to an instance is refused too: APScheduler 3 stores only the
+    reference "module:Class.method", so the restored job would run without its
+    instance and fail at every fire.
+    """
+    func = getattr(job, "func", None)
+    owner = getattr(func, "__self__", None)
+    if inspect.ismethod(func) and not inspect.isclass(owner):
+        raise ValueError(
+            f"Job {job.id!r} calls {func.__qualname__} bound to an instance of {type(owner).__name__}; "
+            "a stored job keeps only a reference to the method, not the instance. Schedule the "
+            f"function with the instance as its first argument instead: "
+            f"add_job({type(owner).__name__}.{func.__name__}, args=[instance], ...) "
+            "(the instance must be picklable)."
+        )
+    return pickle.dumps(job.__getstate__(), protocol)
+
+
+def load_job_state(job_state: bytes) -> dict[str, Any]:
+    return pickle.loads(job_state)

@@ -1,0 +1,50 @@
+"""The package's settings: one dict of defaults, read through a cached getter.
+
+Every setting is a top-level ``APSCHEDULER_*`` name in the project's settings, so
+the names users of django-apscheduler 0.7 already set keep working. The cache is
+dropped whenever Django reports a setting change (``override_settings`` in tests).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # How the admin shows date-times (Django's date-format syntax).
+    "APSCHEDULER_DATETIME_FORMAT": "N j, Y, f:s a",
+    # Seconds the admin's "run now" action waits for results before it gives up.
+    "APSCHEDULER_RUN_NOW_TIMEOUT": 25,
+    # Seconds between two cheap "is anything due earlier?" checks of a running
+    # scheduler, so changes made by other processes are obeyed without a restart.
+    "APSCHEDULER_POLL_INTERVAL": 2.0,
+    # Seconds between two heartbeats of a running scheduler.
+    "APSCHEDULER_HEARTBEAT_INTERVAL": 5.0,
+    # A scheduler whose last heartbeat is older than this many seconds is dead:
+    # the fires it claimed but did not finish are marked "Lost".
+    "APSCHEDULER_HEARTBEAT_TIMEOUT": 30.0,
+    # The most due jobs one scheduler claims in one transaction.
+    "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
+}
+
+
+@functools.cache
+def _cached(name: str) -> Any:
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def get(name: str) -> Any:
+    """Return the project's value of an ``APSCHEDULER_*`` setting, or its default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown django-apscheduler setting: {name}")
+    return _cached(name)
+
+
+@receiver(setting_changed)
+def _reset_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting in DEFAULTS:
+        _cached.cache_clear()

@@ -1,0 +1,167 @@
+"""Database plumbing: retrying transient errors, and the one vendor-specific trick.
+
+A scheduler is a long-lived process. Databases restart, connections drop, SQLite
+reports "database is locked" and MariaDB picks deadlock victims. None of that may
+end a scheduler's main loop, so the job store runs its queries through
+``run_with_retry``: transient errors are logged once, the broken connection is
+dropped, and the call is tried again with exponential back-off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+
+logger = logging.getLogger("django_apscheduler.database")
+
+T = TypeVar("T")
+
+# Back-off between attempts: starts small (lock contention clears in milliseconds),
+# doubles, and stops growing at a few seconds (a restarting server takes that long).
+FIRST_DELAY = 0.05
+MAX_DELAY = 5.0
+
+# MySQL / MariaDB error codes that mean "try the same transaction again".
+_MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors that a retry on a fresh connection can fix."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    # Deadlocks surface as OperationalError on MySQL drivers, but some drivers map
+    # them to plain DatabaseError; recognise them by their code.
+    code = error.args[0] if isinstance(error, DatabaseError) and error.args else None
+    return code in _MYSQL_RETRYABLE
+
+
+def drop_broken_connection() -> None:
+    """Close this thread's connection so the next query opens a fresh one.
+
+    Only outside a transaction: inside an ``atomic`` block the caller owns the
+    connection and must see the error itself.
+    """
+    if connection.in_atomic_block:
+        return
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+class _OutageLog:
+    """Logs one warning when an outage starts and one line when it ends, not one per try."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing: set[str] = set()
+
+    def failed(self, what: str, error: BaseException, delay: float) -> None:
+        with self._lock:
+            first = what not in self._failing
+            self._failing.add(what)
+        if first:
+            logger.warning(
+                "Database error while %s: %s. Retrying with back-off (next try in %.2fs); "
+                "check that the database is reachable if this persists.",
+                what,
+                error,
+                delay,
+            )
+        else:
+            logger.debug("Still failing while %s: %s (next try in %.2fs)", what, error, delay)
+
+    def succeeded(self, what: str) -> None:
+        with self._lock:
+            if what not in self._failing:
+                return
+            self._failing.discard(what)
+        logger.warning("Database is reachable again; %s succeeded.", what)
+
+
+outage_log = _OutageLog()
+
+
+def run_with_retry(
+    func: Callable[[], T],
+    what: str,
+    *,
+    attempts: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> T:
+    """Call ``func`` until it succeeds, retrying transient database errors.
+
+    ``attempts=None`` retries for ever (the scheduler's own loop: giving up would
+    stop every job); a number bounds it for calls made on behalf of user code,
+    which then sees the last error. ``should_stop`` ends the retries early, e.g.
+    when the scheduler is shutting down. Inside an atomic block nothing is retried:
+    the caller's transaction is already broken, so the error is the caller's.
+    """
+    delay = FIRST_DELAY
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            result = func()
+        except DatabaseError as error:
+            if connection.in_atomic_block or not is_transient(error):
+                raise
+            if attempts is not None and attempt >= attempts:
+                raise
+            if should_stop is not None and should_stop():
+                raise
+            outage_log.failed(what, error, delay)
+            drop_broken_connection()
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, MAX_DELAY)
+        else:
+            if attempt > 1:
+                outage_log.succeeded(what)
+            return result
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """An atomic block that holds the database's write lock from its first statement.
+
+    On SQLite, a transaction that reads and then writes must upgrade its lock, and
+    when another connection is writing that upgrade fails at once with "database is
+    locked" (SQLite's busy timeout does not apply to it). Starting with a write makes
+    SQLite wait for the lock up front, inside the busy timeout, and then hold it:
+    such transactions simply take turns. Other databases lock rows instead and need
+    nothing here.
+    """
+    with transaction.atomic():
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                # A write that matches no row still takes the write lock.
+                cursor.execute("UPDATE django_apscheduler_djangojob SET id = id WHERE 0 = 1")
+        yield
+
+
+def supports_skip_locked() -> bool:
+    """Whether ``SELECT … FOR UPDATE SKIP LOCKED`` is available (PostgreSQL, MariaDB 10.6+, MySQL 8+)."""
+    return bool(connection.features.has_select_for_update_skip_locked)
+
+
+class TablesMissing(RuntimeError):
+    """The package's tables do not exist yet: ``manage.py migrate`` has not run."""
+
+
+def ensure_tables_exist() -> None:
+    """Raise ``TablesMissing`` with the fix when the package's tables are absent."""
+    from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+
+    needed = {model._meta.db_table for model in (DjangoJob, DjangoJobExecution, SchedulerInstance)}
+    present = set(run_with_retry(connection.introspection.table_names, "checking the database tables"))
+    missing = sorted(needed - present)
+    if missing:
+        raise TablesMissing(
+            f"django-apscheduler's tables are missing ({', '.join(missing)}): "
+            "run `python manage.py migrate` first."
+        )

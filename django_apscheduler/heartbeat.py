@@ -1,0 +1,123 @@
+"""A running scheduler's life signs, and what it does for its peers.
+
+Each scheduler that uses ``DjangoJobStore`` registers a ``SchedulerInstance`` row
+and runs one small background thread that, every few seconds:
+
+- refreshes its heartbeat;
+- marks as "Lost!" the unfinished fires of schedulers whose heartbeat expired
+  (they were killed, or their host died), so none stays "Started" for ever;
+- asks the database for the earliest next run time (one indexed query) and wakes
+  its scheduler when another process made a job due sooner than the scheduler
+  planned to look: changes made elsewhere are obeyed without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import close_old_connections
+
+from . import __version__, conf
+from .database import run_with_retry
+from .models import DjangoJobExecution, SchedulerInstance
+from .timezones import utc_now
+
+logger = logging.getLogger("django_apscheduler.heartbeat")
+
+
+def register_scheduler() -> SchedulerInstance:
+    now = utc_now()
+    instance = run_with_retry(
+        lambda: SchedulerInstance.objects.create(
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            version=__version__,
+            started=now,
+            last_heartbeat=now,
+        ),
+        "registering the scheduler",
+    )
+    logger.info("Scheduler registered as %s (id %s)", instance, instance.pk)
+    return instance
+
+
+def mark_stopped(instance_id: int) -> None:
+    SchedulerInstance.objects.filter(pk=instance_id).update(stopped=utc_now(), last_heartbeat=utc_now())
+
+
+def mark_lost_executions(timeout: float) -> int:
+    """Mark unfinished fires of dead schedulers as Lost!; return how many."""
+    cutoff = utc_now() - timedelta(seconds=timeout)
+    dead = SchedulerInstance.objects.filter(last_heartbeat__lt=cutoff)
+    lost = DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT, scheduler__in=dead).update(
+        status=DjangoJobExecution.LOST
+    )
+    if lost:
+        logger.warning(
+            "Marked %d execution(s) as Lost!: their scheduler stopped sending heartbeats "
+            "for over %ss (killed or crashed) before they finished.",
+            lost,
+            timeout,
+        )
+    return lost
+
+
+class Heartbeat(threading.Thread):
+    """The background thread described in the module docstring."""
+
+    def __init__(
+        self,
+        instance_id: int,
+        earliest_next_run_time: Callable[[], datetime | None],
+        planned_wakeup: Callable[[], datetime | None],
+        wake_scheduler: Callable[[], None],
+    ) -> None:
+        super().__init__(name="django-apscheduler-heartbeat", daemon=True)
+        self.instance_id = instance_id
+        self._earliest_next_run_time = earliest_next_run_time
+        self._planned_wakeup = planned_wakeup
+        self._wake_scheduler = wake_scheduler
+        self._stop_event = threading.Event()
+        self._last_beat = 0.0
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def wake(self) -> None:
+        """Check for changes now (e.g. a PostgreSQL notification arrived)."""
+        self._last_beat = 0.0
+
+    def run(self) -> None:
+        import time
+
+        poll_interval = float(conf.get("APSCHEDULER_POLL_INTERVAL"))
+        beat_interval = float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"))
+        while not self._stop_event.wait(poll_interval):
+            try:
+                if time.monotonic() - self._last_beat >= beat_interval:
+                    run_with_retry(self._beat, "sending the scheduler heartbeat", should_stop=self._stop_event.is_set)
+                    self._last_beat = time.monotonic()
+                else:
+                    run_with_retry(self._poll, "checking for job changes", should_stop=self._stop_event.is_set)
+            except Exception:
+                if self._stop_event.is_set():
+                    break
+                logger.exception("Heartbeat failed; trying again in %ss", poll_interval)
+        close_old_connections()
+
+    def _beat(self) -> None:
+        SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
+        mark_lost_executions(float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+        self._poll()
+
+    def _poll(self) -> None:
+        earliest = self._earliest_next_run_time()
+        planned = self._planned_wakeup()
+        if earliest is not None and (planned is None or earliest < planned):
+            logger.debug("A job is due at %s, before the planned wake-up at %s: waking the scheduler", earliest, planned)
+            self._wake_scheduler()

@@ -1,0 +1,335 @@
+"""APScheduler 3 job stores backed by the Django database.
+
+``DjangoJobStore`` keeps jobs in the ``DjangoJob`` table and is safe for any number
+of schedulers sharing that table (see ``claims``). ``DjangoMemoryJobStore`` keeps
+jobs in memory like APScheduler's ``MemoryJobStore``. Both record every execution
+in ``DjangoJobExecution`` (see ``history``): adding the store to a scheduler is all
+it takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from . import conf, heartbeat
+from .claims import ClaimedFires, claim_due_jobs, due_run_times, load_job_state, serialize_job
+from .database import ensure_tables_exist, run_with_retry
+from .history import HISTORY_EVENTS, HistoryRecorder
+from .models import DjangoJob
+from .timezones import from_db, to_db, utc_now
+from .timing import wrap_job_function
+
+logger = logging.getLogger("django_apscheduler.jobstores")
+
+MAX_JOB_ID_LENGTH = DjangoJob._meta.get_field("id").max_length
+
+# Calls made on behalf of user code (add_job, modify_job, ...) retry transient
+# errors a few times, then let the caller see the error.
+USER_CALL_ATTEMPTS = 5
+
+# When due jobs exist that this scheduler could not claim (another scheduler holds
+# them this instant), look again this soon rather than spinning.
+_CONTENDED_RETRY = timedelta(milliseconds=100)
+
+
+def _attach(job: Job, scheduler: BaseScheduler | None, alias: str | None) -> None:
+    # APScheduler's own job stores set these two private attributes on every job
+    # they load (its Job has no public way to bind a restored job); we do the same.
+    job._scheduler = scheduler
+    job._jobstore_alias = alias
+
+
+def _check_job_id(job_id: Any) -> None:
+    if not isinstance(job_id, str):
+        raise TypeError(f"Job id must be a string, not {type(job_id).__name__}")
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise ValueError(
+            f"Job id is {len(job_id)} characters long; DjangoJobStore stores at most "
+            f"{MAX_JOB_ID_LENGTH}. Give the job a shorter id: {job_id[:60]!r}…"
+        )
+
+
+class DjangoJobStore(BaseJobStore):
+    """Stores jobs in the Django database; any number of schedulers may share it.
+
+    :param pickle_protocol: pickle protocol level to use for job state
+    """
+
+    def __init__(self, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        super().__init__()
+        self.pickle_protocol = pickle_protocol
+        self._claimed = ClaimedFires()
+        self._history: HistoryRecorder | None = None
+        self._heartbeat: heartbeat.Heartbeat | None = None
+        self._instance_id: int | None = None
+        self._stopping = threading.Event()
+        self._planned_wakeup: datetime | None = None
+        self._last_claim_empty = False
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+        super().start(scheduler, alias)
+        self._stopping.clear()
+        ensure_tables_exist()
+        instance = heartbeat.register_scheduler()
+        self._instance_id = instance.pk
+        self._history = HistoryRecorder(alias, scheduler_instance_id=instance.pk)
+        scheduler.add_listener(self._history, HISTORY_EVENTS)
+        # Code may have come back since a job was flagged: let every job try again.
+        run_with_retry(
+            lambda: DjangoJob.objects.filter(broken=True).update(broken=False, broken_reason=""),
+            "clearing broken-job flags",
+        )
+        self._heartbeat = heartbeat.Heartbeat(
+            instance.pk,
+            earliest_next_run_time=self._earliest_next_run_time,
+            planned_wakeup=lambda: self._planned_wakeup,
+            wake_scheduler=scheduler.wakeup,
+        )
+        self._heartbeat.start()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat.join(timeout=10)
+            self._heartbeat = None
+        if self._history is not None and self._scheduler is not None:
+            self._scheduler.remove_listener(self._history)
+        if self._instance_id is not None:
+            try:
+                run_with_retry(lambda: heartbeat.mark_stopped(self._instance_id), "recording the shutdown", attempts=3)
+            except Exception:
+                logger.warning("Could not record the scheduler's shutdown; its heartbeat will expire instead.")
+            self._instance_id = None
+        super().shutdown()
+
+    def _should_stop(self) -> bool:
+        return self._stopping.is_set() or (self._scheduler is not None and self._scheduler.state == STATE_STOPPED)
+
+    # --- what the scheduler's loop calls ---------------------------------------------
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        self._claimed.clear()
+        claims = run_with_retry(
+            lambda: claim_due_jobs(
+                now,
+                limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")),
+                scheduler_id=self._instance_id,
+                load_job=self._load_job,
+                on_broken_job=self._flag_broken_job,
+            ),
+            "claiming due jobs",
+            should_stop=self._should_stop,
+        )
+        self._last_claim_empty = not claims
+        jobs = []
+        for claim in claims:
+            if claim.next_run_time is None:
+                self._claimed.finished.add(claim.job.id)
+            else:
+                self._claimed.next_run_times[claim.job.id] = claim.next_run_time
+            if self._history is not None:
+                self._history.mark_recorded(claim.job.id, claim.run_times)
+            wrap_job_function(claim.job, claim.run_times)
+            jobs.append(claim.job)
+        return jobs
+
+    def get_next_run_time(self) -> datetime | None:
+        try:
+            next_run_time = run_with_retry(
+                self._earliest_next_run_time, "finding the next run time", should_stop=self._should_stop
+            )
+        except Exception:
+            if not self._should_stop():
+                raise
+            return None
+        if next_run_time is not None and self._last_claim_empty and next_run_time <= utc_now():
+            # Due jobs exist that another scheduler is claiming right now; look again
+            # in a moment instead of spinning on them.
+            next_run_time = utc_now() + _CONTENDED_RETRY
+        self._planned_wakeup = next_run_time
+        return next_run_time
+
+    def _earliest_next_run_time(self) -> datetime | None:
+        earliest = (
+            DjangoJob.objects.filter(broken=False, next_run_time__isnull=False)
+            .order_by("next_run_time")
+            .values_list("next_run_time", flat=True)
+            .first()
+        )
+        return self._as_scheduler_time(from_db(earliest))
+
+    # --- the rest of the job store contract ------------------------------------------
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        row = self._user_call(
+            lambda: DjangoJob.objects.filter(pk=job_id).values_list("id", "next_run_time", "job_state").first(),
+            "looking up a job",
+        )
+        if row is None:
+            return None
+        try:
+            return self._load_job(row[0], row[1], bytes(row[2]))
+        except Exception as error:
+            self._flag_broken_job(row[0], error)
+            return None
+
+    def get_all_jobs(self) -> list[Job]:
+        rows = self._user_call(
+            lambda: list(
+                DjangoJob.objects.filter(broken=False)
+                .order_by(F("next_run_time").asc(nulls_last=True), "id")
+                .values_list("id", "next_run_time", "job_state")
+            ),
+            "listing jobs",
+        )
+        jobs = []
+        for job_id, next_run_time, job_state in rows:
+            try:
+                jobs.append(self._load_job(job_id, next_run_time, bytes(job_state)))
+            except Exception as error:
+                self._flag_broken_job(job_id, error)
+        self._fix_paused_jobs_sorting(jobs)
+        return jobs
+
+    def add_job(self, job: Job) -> None:
+        _check_job_id(job.id)
+        state = serialize_job(job, self.pickle_protocol)
+
+        def insert() -> None:
+            try:
+                with transaction.atomic():
+                    DjangoJob.objects.create(id=job.id, next_run_time=to_db(job.next_run_time), job_state=state)
+            except IntegrityError:
+                raise ConflictingIdError(job.id) from None
+
+        self._user_call(insert, "adding a job")
+
+    def update_job(self, job: Job) -> None:
+        if self._claimed.is_echo_of_update(job):
+            return  # the claim already stored this next run time
+        _check_job_id(job.id)
+        state = serialize_job(job, self.pickle_protocol)
+        updated = self._user_call(
+            lambda: DjangoJob.objects.filter(pk=job.id).update(
+                next_run_time=to_db(job.next_run_time), job_state=state, broken=False, broken_reason=""
+            ),
+            "updating a job",
+        )
+        if not updated:
+            raise JobLookupError(job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        if self._claimed.is_echo_of_removal(job_id):
+            return  # the claim already deleted this finished job
+        deleted, _ = self._user_call(lambda: DjangoJob.objects.filter(pk=job_id).delete(), "removing a job")
+        if not deleted:
+            raise JobLookupError(job_id)
+
+    def remove_all_jobs(self) -> None:
+        self._user_call(lambda: DjangoJob.objects.all().delete(), "removing all jobs")
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _user_call(self, func: Callable[[], Any], what: str) -> Any:
+        return run_with_retry(func, what, attempts=USER_CALL_ATTEMPTS)
+
+    def _as_scheduler_time(self, value: datetime | None) -> datetime | None:
+        if value is not None and self._scheduler is not None:
+            return value.astimezone(self._scheduler.timezone)
+        return value
+
+    def _load_job(self, job_id: str, next_run_time: datetime | None, job_state: bytes) -> Job:
+        state = load_job_state(job_state)
+        # The column, not the pickled copy, says when the job runs next: a plain ORM
+        # update of DjangoJob.next_run_time is obeyed.
+        state["next_run_time"] = self._as_scheduler_time(from_db(next_run_time))
+        job = Job.__new__(Job)
+        job.__setstate__(state)
+        _attach(job, self._scheduler, self._alias)
+        return job
+
+    def _flag_broken_job(self, job_id: str, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        logger.error(
+            "Job %r cannot be loaded (%s). It is kept, flagged as broken in the admin, and skipped. "
+            "Restore its function (or the classes of its arguments) and restart the scheduler, "
+            "or replace it with add_job(..., replace_existing=True), or remove it.",
+            job_id,
+            reason,
+        )
+        DjangoJob.objects.filter(pk=job_id).update(broken=True, broken_reason=reason[:10_000])
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__}>"
+
+
+class DjangoMemoryJobStore(MemoryJobStore):
+    """APScheduler's in-memory job store, with executions recorded in the database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._history: HistoryRecorder | None = None
+
+    def start(self, scheduler: BaseScheduler, alias: str) -> None:
+        super().start(scheduler, alias)
+        self._history = HistoryRecorder(alias)
+        scheduler.add_listener(self._history, HISTORY_EVENTS)
+
+    def shutdown(self) -> None:
+        if self._history is not None and self._scheduler is not None:
+            self._scheduler.remove_listener(self._history)
+        super().shutdown()
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        jobs = super().get_due_jobs(now)
+        for job in jobs:
+            run_times = due_run_times(job, now)
+            wrap_job_function(job, run_times[-1:] if job.coalesce else run_times)
+        return jobs
+
+
+def register_events(scheduler: BaseScheduler, result_storage: Any = None) -> None:
+    """Deprecated: the job stores record executions by themselves now."""
+    warnings.warn(
+        "register_events() is deprecated and does nothing: DjangoJobStore and DjangoMemoryJobStore "
+        "record job executions on their own. Remove the call.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+
+
+def register_job(scheduler: BaseScheduler, *args: Any, **kwargs: Any) -> Callable:
+    """Deprecated decorator: add the decorated function to ``scheduler`` as a job.
+
+    The job id defaults to the function's dotted path. Use ``scheduler.add_job`` or
+    the ``django_apscheduler.registry.job`` decorator instead.
+    """
+    warnings.warn(
+        "register_job() is deprecated: use scheduler.add_job(...) or the @job decorator "
+        "from django_apscheduler.registry.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+
+    def decorator(func: Callable) -> Callable:
+        kwargs.setdefault("id", f"{func.__module__}.{func.__name__}")
+        scheduler.add_job(func, *args, **kwargs)
+        return func
+
+    return decorator

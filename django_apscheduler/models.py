@@ -1,0 +1,159 @@
+"""Database models: stored jobs, their execution history, and running schedulers.
+
+The tables and columns of django-apscheduler 0.7 are kept as they were, so an
+existing database upgrades in place; new columns only add to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger(__name__)
+
+
+class DjangoJob(models.Model):
+    """One APScheduler job, pickled, with its next run time as an indexed column.
+
+    The ``next_run_time`` column is the truth: it wins over the copy inside the
+    pickled state, so a plain ORM update of the column is obeyed.
+    """
+
+    id = models.CharField(max_length=255, primary_key=True, help_text=_("Unique id for this job."))
+    next_run_time = models.DateTimeField(
+        db_index=True,
+        blank=True,
+        null=True,
+        help_text=_("Date and time at which this job is scheduled to be executed next."),
+    )
+    job_state = models.BinaryField()
+    broken = models.BooleanField(
+        default=False,
+        help_text=_("The job's function or arguments could not be loaded; it does not run until they can."),
+    )
+    broken_reason = models.TextField(blank=True, default="", help_text=_("Why the job could not be loaded."))
+
+    class Meta:
+        ordering = ("next_run_time",)
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+
+    def __str__(self) -> str:
+        if self.next_run_time is None:
+            return f"{self.id} (paused)"
+        return f"{self.id} (next run at {self.next_run_time:%Y-%m-%d %H:%M:%S})"
+
+
+class DjangoJobExecutionManager(models.Manager):
+    def delete_old_job_executions(self, max_age: int) -> int:
+        """Delete executions whose run time is more than ``max_age`` seconds ago.
+
+        Returns how many rows were deleted.
+        """
+        cutoff = timezone.now() - timedelta(seconds=max_age)
+        deleted, _per_model = self.filter(run_time__lt=cutoff).delete()
+        return deleted
+
+
+class DjangoJobExecution(models.Model):
+    """One scheduled fire of a job: claimed, then finished with a final status.
+
+    Unique on (job, run_time), so the database itself refuses a second execution
+    of the same fire. The job reference carries no database constraint: history
+    outlives the job (a one-off date job keeps its record), and in-memory jobs of
+    ``DjangoMemoryJobStore`` are recorded without a stored job row.
+    """
+
+    SENT = "Started execution"
+    SUCCESS = "Executed"
+    MISSED = "Missed!"
+    MAX_INSTANCES = "Max instances!"
+    ERROR = "Error!"
+    LOST = "Lost!"
+
+    STATUS_CHOICES = [
+        (SENT, _("Started execution")),
+        (SUCCESS, _("Executed")),
+        (ERROR, _("Error!")),
+        (MISSED, _("Missed!")),
+        (MAX_INSTANCES, _("Max instances!")),
+        (LOST, _("Lost!")),
+    ]
+    FINAL_STATUSES = (SUCCESS, ERROR, MISSED, MAX_INSTANCES, LOST)
+
+    id = models.BigAutoField(primary_key=True, help_text=_("Unique ID for this job execution."))
+    job = models.ForeignKey(
+        DjangoJob,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        help_text=_("The job that this execution relates to."),
+    )
+    status = models.CharField(
+        max_length=50, choices=STATUS_CHOICES, help_text=_("The current status of this job execution.")
+    )
+    run_time = models.DateTimeField(db_index=True, help_text=_("Date and time at which this job was scheduled to run."))
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Date and time at which the job's function actually started.")
+    )
+    duration = models.DecimalField(
+        max_digits=15,
+        decimal_places=2,
+        default=None,
+        null=True,
+        help_text=_("Real running time of the job's function (in seconds)."),
+    )
+    finished = models.DecimalField(
+        max_digits=15,
+        decimal_places=2,
+        default=None,
+        null=True,
+        help_text=_("Timestamp at which this job was finished."),
+    )
+    exception = models.CharField(
+        max_length=1000, null=True, help_text=_("Details of exception that occurred during job execution (if any).")
+    )
+    traceback = models.TextField(
+        null=True, help_text=_("Traceback of exception that occurred during job execution (if any).")
+    )
+    scheduler = models.ForeignKey(
+        "SchedulerInstance",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="executions",
+        help_text=_("The scheduler that claimed this fire."),
+    )
+
+    objects = DjangoJobExecutionManager()
+
+    class Meta:
+        ordering = ("-run_time",)
+        verbose_name = _("job execution")
+        verbose_name_plural = _("job executions")
+        constraints = [models.UniqueConstraint(fields=("job", "run_time"), name="unique_job_executions")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.status} ({self.run_time:%Y-%m-%d %H:%M:%S})"
+
+
+class SchedulerInstance(models.Model):
+    """A scheduler that runs (or ran) against this database, with its heartbeat."""
+
+    host = models.CharField(max_length=255, help_text=_("Host name of the scheduler's machine."))
+    pid = models.PositiveIntegerField(help_text=_("Process id of the scheduler."))
+    version = models.CharField(max_length=50, blank=True, help_text=_("django-apscheduler version it runs."))
+    started = models.DateTimeField(help_text=_("When the scheduler started."))
+    last_heartbeat = models.DateTimeField(db_index=True, help_text=_("Last sign of life."))
+    stopped = models.DateTimeField(null=True, blank=True, help_text=_("When it shut down cleanly."))
+
+    class Meta:
+        ordering = ("-last_heartbeat",)
+        verbose_name = _("scheduler")
+        verbose_name_plural = _("schedulers")
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid}"

@@ -1,0 +1,36 @@
+"""Converting between APScheduler's aware date-times and what Django stores.
+
+APScheduler always works with aware date-times. Django stores aware ones (in UTC)
+when ``USE_TZ = True`` and naive ones in ``TIME_ZONE`` when ``USE_TZ = False``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone as dt_timezone
+
+from django.conf import settings
+from django.utils import timezone
+
+
+def to_db(value: datetime | None) -> datetime | None:
+    """An APScheduler date-time as Django expects it in a model field or query."""
+    if value is None:
+        return None
+    if settings.USE_TZ:
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+    if timezone.is_aware(value):
+        return timezone.make_naive(value, timezone.get_default_timezone())
+    return value
+
+
+def from_db(value: datetime | None) -> datetime | None:
+    """A date-time read from the database as an aware one for APScheduler."""
+    if value is None:
+        return None
+    if timezone.is_aware(value):
+        return value
+    return timezone.make_aware(value, timezone.get_default_timezone())
+
+
+def utc_now() -> datetime:
+    return datetime.now(dt_timezone.utc)

@@ -1,0 +1,35 @@
+"""Job functions for the tests: importable by their dotted path, as stored jobs require."""
+
+import time
+
+
+def noop(*args, **kwargs):
+    return "ok"
+
+
+def sleep_for(seconds):
+    time.sleep(seconds)
+
+
+def fail_with(message):
+    raise ValueError(message)
+
+
+class Greeter:
+    greeting = "hello"
+
+    def __init__(self, name="world"):
+        self.name = name
+
+    def greet(self):
+        return f"{self.greeting} {self.name}"
+
+    @classmethod
+    def class_greet(cls):
+        return cls.greeting
+
+
+def record_call(path, label="x"):
+    """Append one line to a file: lets a test count real executions across processes."""
+    with open(path, "a") as handle:
+        handle.write(f"{label}\n")
