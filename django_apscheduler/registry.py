@@ -1,0 +1,169 @@
+"""Jobs declared in code, next to their functions.
+
+In any installed app's ``jobs.py``::
+
+    from django_apscheduler.registry import job
+
+    @job("cron", hour=3, minute=0)
+    def nightly_report():
+        ...
+
+``manage.py apscheduler start`` imports every app's ``jobs`` module (the way the
+admin finds ``admin.py``) and syncs the declared jobs into the job store.
+Syncing never resets a schedule that did not change: an unchanged job keeps its
+next run time (a restart does not shift an interval job), a changed trigger gets
+a new schedule, changed options are applied in place.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from importlib.metadata import entry_points
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
+from apscheduler.job import Job
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.schedulers.base import BaseScheduler
+from django.utils.module_loading import autodiscover_modules
+
+logger = logging.getLogger("django_apscheduler.registry")
+
+# Job options a declaration may set, besides the trigger and its arguments.
+JOB_OPTIONS = ("args", "kwargs", "name", "misfire_grace_time", "coalesce", "max_instances", "executor")
+
+
+@dataclass
+class DeclaredJob:
+    func: Callable[..., Any]
+    trigger: str | BaseTrigger
+    trigger_args: dict[str, Any]
+    id: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_declared: dict[str, DeclaredJob] = {}
+
+
+def job(trigger: str | BaseTrigger, *, id: str | None = None, **arguments: Any) -> Callable[[Callable], Callable]:
+    """Declare the decorated function as a job with ``trigger`` ("cron", "interval", "date", ...).
+
+    Keyword arguments are the trigger's arguments (``minutes=5``, ``hour=3``) and the
+    job options ``args``, ``kwargs``, ``name``, ``misfire_grace_time``, ``coalesce``,
+    ``max_instances``, ``executor``. The id defaults to the function's dotted path.
+    """
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        job_id = id or f"{func.__module__}.{func.__qualname__}"
+        options = {key: arguments[key] for key in JOB_OPTIONS if key in arguments}
+        trigger_args = {key: value for key, value in arguments.items() if key not in JOB_OPTIONS}
+        existing = _declared.get(job_id)
+        if existing is not None and existing.func is not func:
+            raise ValueError(f"Two jobs are declared with the id {job_id!r}; give one of them another id.")
+        _declared[job_id] = DeclaredJob(func, trigger, trigger_args, job_id, options)
+        return func
+
+    return decorator
+
+
+def declared_jobs() -> list[DeclaredJob]:
+    return list(_declared.values())
+
+
+def autodiscover() -> None:
+    """Import every installed app's ``jobs`` module, registering its declared jobs."""
+    autodiscover_modules("jobs")
+
+
+def sync_when_started(scheduler: BaseScheduler, jobstore: str = "default") -> None:
+    """Sync the declared jobs as soon as ``scheduler`` has started.
+
+    A stopped APScheduler scheduler only sees its own pending jobs, not what its job
+    stores hold, so comparing declarations with stored jobs has to wait until the
+    stores are started; the start event comes before the first jobs are processed.
+    """
+
+    def on_start(event: SchedulerEvent) -> None:
+        scheduler.remove_listener(on_start)
+        sync_declared_jobs(scheduler, jobstore)
+
+    scheduler.add_listener(on_start, EVENT_SCHEDULER_STARTED)
+
+
+def sync_declared_jobs(scheduler: BaseScheduler, jobstore: str = "default") -> None:
+    """Store every declared job in a running ``scheduler``, keeping schedules that did not change."""
+    for declared in declared_jobs():
+        try:
+            _sync_one(scheduler, declared, jobstore)
+        except Exception:
+            logger.exception("Could not store the declared job %r; the other jobs are unaffected.", declared.id)
+
+
+def _sync_one(scheduler: BaseScheduler, declared: DeclaredJob, jobstore: str) -> None:
+    stored = scheduler.get_job(declared.id, jobstore)
+    wanted = make_trigger(declared.trigger, declared.trigger_args, scheduler.timezone)
+    if stored is None:
+        # replace_existing: another scheduler starting at the same moment may add it first.
+        scheduler.add_job(
+            declared.func, wanted, id=declared.id, jobstore=jobstore, replace_existing=True, **declared.options
+        )
+        logger.info("Declared job %r added (%s)", declared.id, wanted)
+        return
+    if _trigger_fingerprint(stored.trigger) != _trigger_fingerprint(wanted) or not _same_function(stored, declared):
+        scheduler.add_job(
+            declared.func, wanted, id=declared.id, jobstore=jobstore, replace_existing=True, **declared.options
+        )
+        logger.info("Declared job %r changed its function or trigger: rescheduled (%s)", declared.id, wanted)
+        return
+    changes = {key: value for key, value in _options_of(declared).items() if _option_of(stored, key) != value}
+    if changes:
+        scheduler.modify_job(declared.id, jobstore, **changes)
+        logger.info("Declared job %r: options %s updated; schedule kept", declared.id, ", ".join(sorted(changes)))
+
+
+def make_trigger(trigger: str | BaseTrigger, arguments: dict[str, Any], default_timezone: Any) -> BaseTrigger:
+    """Build a trigger from its alias ("cron", "interval", ...) the way APScheduler's add_job does.
+
+    Aliases are looked up in APScheduler's documented plugin registry (the
+    ``apscheduler.triggers`` entry points), so third-party triggers work too.
+    """
+    if isinstance(trigger, BaseTrigger):
+        return trigger
+    plugins = {entry.name: entry for entry in entry_points(group="apscheduler.triggers")}
+    if trigger not in plugins:
+        raise ValueError(f"Unknown trigger {trigger!r}; APScheduler knows {', '.join(sorted(plugins))}")
+    trigger_class = plugins[trigger].load()
+    arguments = dict(arguments)
+    if "timezone" in inspect.signature(trigger_class).parameters:
+        arguments.setdefault("timezone", default_timezone)
+    return trigger_class(**arguments)
+
+
+def _trigger_fingerprint(trigger: Any) -> tuple:
+    # Triggers have no equality. Their text names every field that defines the
+    # schedule (an interval trigger's default start date is "now", so the state
+    # itself would differ on every boot).
+    return (
+        type(trigger).__name__,
+        str(trigger),
+        str(getattr(trigger, "timezone", "")),
+        getattr(trigger, "jitter", None),
+    )
+
+
+def _same_function(stored: Job, declared: DeclaredJob) -> bool:
+    return stored.func_ref == f"{declared.func.__module__}:{declared.func.__qualname__}"
+
+
+def _options_of(declared: DeclaredJob) -> dict[str, Any]:
+    options = dict(declared.options)
+    if "args" in options:
+        options["args"] = tuple(options["args"])
+    return options
+
+
+def _option_of(stored: Job, key: str) -> Any:
+    return getattr(stored, key)
