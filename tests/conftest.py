@@ -26,3 +26,21 @@ def scheduler_factory():
     for scheduler in created:
         if scheduler.running:
             scheduler.shutdown(wait=True)
+
+
+@pytest.fixture
+def subprocess_env(transactional_db):
+    """Environment for a child Python process that must use this test's database."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env["DJANGO_APSCHEDULER_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHON"] = sys.executable
+    return env

@@ -47,6 +47,11 @@ elif DB == "sqlite":
 else:
     raise RuntimeError(f"Unknown DB={DB!r}: use sqlite, postgres or mariadb")
 
+# Subprocesses started by tests (real schedulers) share the test database of the
+# pytest process that started them; it tells them its name here.
+if os.environ.get("DJANGO_APSCHEDULER_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["DJANGO_APSCHEDULER_TEST_DB_NAME"]
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True

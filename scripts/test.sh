@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: SQLite, PostgreSQL and MariaDB with the
+# newest Django LTS, then SQLite and PostgreSQL with Django 4.2 LTS.
+#
+#   ./scripts/test.sh                 everything
+#   ./scripts/test.sh -k history      extra arguments go to every pytest run
+#
+# Databases: PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and MariaDB
+# on 127.0.0.1:3306 (user root, empty password). Locally an unreachable server is
+# skipped with a message; under CI=true it is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+
+make_venv() {  # make_venv DIR EXTRA_PIP_ARGS...
+    local dir="$1"; shift
+    if [ ! -x "$dir/bin/python" ]; then
+        "$PYTHON" -m venv "$dir"
+    fi
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -e ".[test]" "$@"
+}
+
+reachable() {  # reachable HOST PORT
+    "$PYTHON" - "$1" "$2" <<'PY'
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+except OSError:
+    sys.exit(1)
+PY
+}
+
+declare -a SUMMARY=()
+FAILED=0
+
+run_suite() {  # run_suite VENV DB LABEL PYTEST_ARGS...
+    local venv="$1" db="$2" label="$3"; shift 3
+    case "$db" in
+        postgres) host=127.0.0.1; port=5432 ;;
+        mariadb)  host=127.0.0.1; port=3306 ;;
+        *)        host=""; port="" ;;
+    esac
+    if [ -n "$host" ] && ! reachable "$host" "$port"; then
+        if [ "${CI:-}" = "true" ]; then
+            echo "ERROR: $db is not reachable on $host:$port (required under CI)." >&2
+            SUMMARY+=("$label: database unreachable"); FAILED=1; return
+        fi
+        echo "Skipping $label: $db is not reachable on $host:$port."
+        SUMMARY+=("$label: skipped (database unreachable)"); return
+    fi
+    echo "=== $label ==="
+    if DB="$db" "$venv/bin/python" -m pytest -p no:cacheprovider "$@"; then
+        SUMMARY+=("$label: passed")
+    else
+        SUMMARY+=("$label: FAILED"); FAILED=1
+    fi
+}
+
+make_venv .venv
+make_venv .venv-django42 "Django>=4.2,<5.0"
+
+run_suite .venv sqlite "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + SQLite" "$@"
+run_suite .venv postgres "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + PostgreSQL" "$@"
+run_suite .venv mariadb "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + MariaDB" "$@"
+# The upgrade tests build their own environment with 0.7.0; once per Django is enough.
+run_suite .venv-django42 sqlite "Django $(.venv-django42/bin/python -c 'import django; print(django.get_version())') + SQLite" -m "not upgrade" "$@"
+run_suite .venv-django42 postgres "Django $(.venv-django42/bin/python -c 'import django; print(django.get_version())') + PostgreSQL" -m "not upgrade" "$@"
+
+echo
+echo "=== Summary ==="
+printf '%s\n' "${SUMMARY[@]}"
+exit "$FAILED"
