@@ -110,7 +110,7 @@ def claim_due_jobs(
             return []
         _skip_fires_already_recorded(candidates)
         claimed = _advance_schedules(candidates)
-        refused = _over_cluster_max_instances(claimed)
+        refused = _over_cluster_max_instances(claimed, scheduler_id)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
         Claim(c.job, c.run_times, c.next_run_time) for c in claimed if c.run_times and c.job_id not in refused
@@ -195,11 +195,14 @@ def _holds_database_lock() -> bool:
     return connection.vendor == "sqlite"
 
 
-def _over_cluster_max_instances(claimed: list[_Candidate]) -> dict[str, int]:
-    """Jobs whose running executions, counted over every scheduler, reach max_instances.
+def _over_cluster_max_instances(claimed: list[_Candidate], scheduler_id: int | None) -> dict[str, int]:
+    """Jobs that other schedulers already run ``max_instances`` times.
 
-    Returns {job id: running count}. Rows without a scheduler (left "Started" by
-    django-apscheduler 0.7) are not counted: nobody is running them.
+    Returns {job id: running count}. This scheduler's own instances are left to its
+    executor, which counts them exactly (its own rows may still read "Started" for
+    a moment after a job ended, until the result is written). Rows without a
+    scheduler (left "Started" by django-apscheduler 0.7) are not counted: nobody
+    is running them.
     """
     with_fires = [c for c in claimed if c.run_times]
     if not with_fires:
@@ -210,6 +213,7 @@ def _over_cluster_max_instances(claimed: list[_Candidate]) -> dict[str, int]:
             status=DjangoJobExecution.SENT,
             scheduler__isnull=False,
         )
+        .exclude(scheduler_id=scheduler_id)
         .values("job_id")
         .annotate(count=Count("id"))
         .values_list("job_id", "count")

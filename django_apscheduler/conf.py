@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     # A scheduler whose last heartbeat is older than this many seconds is dead:
     # the fires it claimed but did not finish are marked "Lost".
     "APSCHEDULER_HEARTBEAT_TIMEOUT": 30.0,
+    # Close unusable or expired database connections before each job runs and after
+    # its result is recorded, as Django does around a request (CONN_MAX_AGE applies).
+    "APSCHEDULER_CLOSE_OLD_CONNECTIONS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
 }

@@ -26,6 +26,7 @@ from . import __version__, conf
 from .database import run_with_retry
 from .models import DjangoJobExecution, SchedulerInstance
 from .timezones import utc_now
+from .timing import connection_hygiene
 
 logger = logging.getLogger("django_apscheduler.heartbeat")
 
@@ -108,6 +109,7 @@ class Heartbeat(threading.Thread):
                 if self._stop_event.is_set():
                     break
                 logger.exception("Heartbeat failed; trying again in %ss", poll_interval)
+            connection_hygiene()
         close_old_connections()
 
     def _beat(self) -> None:

@@ -70,6 +70,9 @@ class HistoryRecorder:
             # A history write that failed after its retries must not disturb the
             # scheduler; the fire itself already happened.
             logger.exception("Could not record event %s of job %r", event, getattr(event, "job_id", None))
+        if event.code != EVENT_JOB_SUBMITTED:
+            # The fire is over in this (worker) thread: tidy its connection.
+            timing.connection_hygiene()
 
     def _record(self, event: SchedulerEvent) -> None:
         if event.code == EVENT_JOB_SUBMITTED:

@@ -24,13 +24,13 @@ from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from . import conf, heartbeat
+from . import conf, heartbeat, postgres
 from .claims import ClaimedFires, claim_due_jobs, due_run_times, load_job_state, serialize_job
 from .database import ensure_tables_exist, run_with_retry
 from .history import HISTORY_EVENTS, HistoryRecorder
 from .models import DjangoJob
 from .timezones import from_db, to_db, utc_now
-from .timing import wrap_job_function
+from .timing import connection_hygiene, wrap_job_function
 
 logger = logging.getLogger("django_apscheduler.jobstores")
 
@@ -74,6 +74,7 @@ class DjangoJobStore(BaseJobStore):
         self._claimed = ClaimedFires()
         self._history: HistoryRecorder | None = None
         self._heartbeat: heartbeat.Heartbeat | None = None
+        self._listener: postgres.Listener | None = None
         self._instance_id: int | None = None
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
@@ -101,9 +102,22 @@ class DjangoJobStore(BaseJobStore):
             wake_scheduler=scheduler.wakeup,
         )
         self._heartbeat.start()
+        if postgres.listening_available():
+            self._listener = postgres.Listener(on_due=self._wake_if_sooner)
+            self._listener.start()
+
+    def _wake_if_sooner(self, due: datetime) -> None:
+        """A job elsewhere became due at ``due``: wake the scheduler if that is before its plan."""
+        planned = self._planned_wakeup
+        if self._scheduler is not None and (planned is None or due < planned):
+            self._scheduler.wakeup()
 
     def shutdown(self) -> None:
         self._stopping.set()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.join(timeout=5)
+            self._listener = None
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat.join(timeout=10)
@@ -163,6 +177,8 @@ class DjangoJobStore(BaseJobStore):
             # in a moment instead of spinning on them.
             next_run_time = utc_now() + _CONTENDED_RETRY
         self._planned_wakeup = next_run_time
+        # The scheduler sleeps after this call: tidy its thread's connection first.
+        connection_hygiene()
         return next_run_time
 
     def _earliest_next_run_time(self) -> datetime | None:

@@ -21,6 +21,10 @@ from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+from django.db import close_old_connections
+
+from . import conf
+
 # Completed timings waiting for their event. Bounded: a timing whose event never
 # comes (the process is shutting down) must not grow memory for ever.
 _MAX_PENDING = 10_000
@@ -71,6 +75,17 @@ class _RunTimeTracker:
             return self._pending.pop(0) if self._pending else None
 
 
+def connection_hygiene() -> None:
+    """Drop this thread's database connection if it is unusable or past CONN_MAX_AGE.
+
+    Job threads live for the scheduler's lifetime, outside Django's request cycle,
+    which is what normally does this; a server-side timeout would otherwise surface
+    as "server has gone away" in the next job.
+    """
+    if conf.get("APSCHEDULER_CLOSE_OLD_CONNECTIONS"):
+        close_old_connections()
+
+
 def wrap_job_function(job: Any, run_times: list[datetime]) -> None:
     """Replace ``job.func`` (in memory only) with a timer around it.
 
@@ -87,6 +102,7 @@ def wrap_job_function(job: Any, run_times: list[datetime]) -> None:
 
         @functools.wraps(func)
         async def timed(*args: Any, **kwargs: Any) -> Any:
+            connection_hygiene()
             run_time = tracker.next_run_time()
             started = datetime.now(timezone.utc)
             try:
@@ -99,6 +115,7 @@ def wrap_job_function(job: Any, run_times: list[datetime]) -> None:
 
         @functools.wraps(func)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            connection_hygiene()
             run_time = tracker.next_run_time()
             started = datetime.now(timezone.utc)
             try:

@@ -1,3 +1,5 @@
+import gc
+
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -26,6 +28,9 @@ def scheduler_factory():
     for scheduler in created:
         if scheduler.running:
             scheduler.shutdown(wait=True)
+    # Connections of finished scheduler threads sit in reference cycles; collect them
+    # now so PostgreSQL can drop the test database at the end of the run.
+    gc.collect()
 
 
 @pytest.fixture

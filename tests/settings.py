@@ -15,7 +15,7 @@ if DB == "postgres":
             "USER": os.environ.get("PGUSER", "postgres"),
             "HOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PORT": os.environ.get("PGPORT", "5432"),
-            "TEST": {"NAME": "test_django_apscheduler"},
+            "TEST": {"NAME": f"test_django_apscheduler_{os.getpid()}"},
         }
     }
 elif DB == "mariadb":
@@ -31,11 +31,12 @@ elif DB == "mariadb":
             "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
             "PORT": os.environ.get("MYSQL_PORT", "3306"),
             "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {"NAME": "test_django_apscheduler", "CHARSET": "utf8mb4"},
+            "TEST": {"NAME": f"test_django_apscheduler_{os.getpid()}", "CHARSET": "utf8mb4"},
         }
     }
 elif DB == "sqlite":
-    # A file, not :memory:, so that several threads and processes share one database.
+    # Test databases are named after the pytest process, so concurrent runs do not collide.
+# A file, not :memory:, so that several threads and processes share one database.
     _sqlite_dir = Path(os.environ.get("SQLITE_DIR", tempfile.gettempdir()))
     DATABASES = {
         "default": {

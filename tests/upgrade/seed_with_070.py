@@ -3,7 +3,7 @@
 Usage: python seed_with_070.py FIRES_LOG SNAPSHOT_JSON
 
 Migrates a fresh database, schedules jobs through 0.7.0's DjangoJobStore, lets a
-scheduler run them for a few seconds (so 0.7.0 itself records executions), adds
+scheduler run them until 0.7.0 itself has recorded executions (a few seconds), adds
 execution rows of every status through 0.7.0's models, and writes a snapshot.
 """
 
@@ -14,7 +14,10 @@ from decimal import Decimal
 
 import upgrade_snapshot
 
-RUN_SECONDS = 4.5
+# The scheduler runs until it has recorded at least this many executions of each
+# kind (a few seconds), or gives up after DEADLINE_SECONDS.
+WANTED = {("interval_job", "Executed"): 2, ("cron_job", "Executed"): 1, ("failing_job", "Error!"): 1}
+DEADLINE_SECONDS = 20
 
 
 def main(fires_log, snapshot_path):
@@ -40,7 +43,16 @@ def main(fires_log, snapshot_path):
     scheduler.add_job(
         "upgrade_jobs:append_line", "date", run_date=in_an_hour, id="date_job", args=[fires_log, "date"]
     )
-    time.sleep(RUN_SECONDS)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        time.sleep(0.5)
+        recorded = {
+            key: DjangoJobExecution.objects.filter(job_id=key[0], status=key[1]).count() for key in WANTED
+        }
+        if all(recorded[key] >= wanted for key, wanted in WANTED.items()):
+            break
+        if time.monotonic() > deadline or not scheduler.running:
+            sys.exit(f"django-apscheduler 0.7.0 did not record the wanted executions: {recorded}")
     scheduler.shutdown(wait=True)
 
     # Rows of every status, with every field filled, in a past where the

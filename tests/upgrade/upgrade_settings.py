@@ -12,6 +12,11 @@ _name = os.environ["UPGRADE_DB_NAME"]
 
 if _backend == "sqlite":
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _name}}
+    if os.environ.get("UPGRADE_SQLITE_IMMEDIATE") == "1":
+        # django-apscheduler 0.7.0 with SQLite's default deferred transactions fails
+        # with "database is locked" under its own threads (its scheduler thread can
+        # even die); IMMEDIATE transactions (Django 5.1+) let it seed reliably.
+        DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 elif _backend == "postgres":
     DATABASES = {
         "default": {

@@ -1,0 +1,469 @@
+"""The Django admin as the control panel: jobs, their history and the schedulers.
+
+Everything here is read-only unless there is a reason to change it. A job's state
+is a pickle written by APScheduler and is never edited by hand; history is a
+record, not a form. What an operator may do: run jobs now, delete jobs, and prune
+history, each guarded by Django's permissions.
+
+Two rules hold throughout this module:
+
+- History outlives its job (``DjangoJobExecution.job`` has no database
+  constraint), so an execution is shown by its ``job_id`` and never by following
+  ``execution.job``, which may no longer exist. A join on that relation would
+  even hide the history of deleted jobs.
+- Every string that comes from users' code or data (job ids, exception messages,
+  tracebacks) reaches the page through ``format_html`` or the templates'
+  auto-escaping; nothing user-controlled is marked safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.db.models import Avg, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_lazy as _
+
+from . import conf, runnow
+from .claims import load_job_state
+from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from .util import get_local_dt_format
+
+# Colours of the statuses, chosen to read at a glance: green went well, red went
+# wrong, orange was skipped, blue-grey is still under way.
+STATUS_COLORS: dict[str, str] = {
+    DjangoJobExecution.SUCCESS: "#2e7d32",
+    DjangoJobExecution.ERROR: "#c62828",
+    DjangoJobExecution.LOST: "#c62828",
+    DjangoJobExecution.MISSED: "#ef6c00",
+    DjangoJobExecution.MAX_INSTANCES: "#ef6c00",
+    DjangoJobExecution.SENT: "#546e7a",
+}
+_STATUS_LABELS = dict(DjangoJobExecution.STATUS_CHOICES)
+
+# How much of an exception message fits in a list column; the detail page shows it all.
+EXCEPTION_PREVIEW_CHARS = 100
+
+
+# --- small formatting helpers shared by the three admins ---------------------------------
+
+
+def colored_status(status: str | None) -> SafeString | None:
+    """A status in its colour; None (shown as the empty value) for a job never run."""
+    if not status:
+        return None
+    color = STATUS_COLORS.get(status, "inherit")
+    label = _STATUS_LABELS.get(status, status)
+    return format_html('<span style="color: {}; font-weight: bold;">{}</span>', color, label)
+
+
+def format_seconds(value: Decimal | float | None) -> str | None:
+    """Seconds with two decimals and a unit; durations are stored to the hundredth."""
+    if value is None:
+        return None
+    return gettext("%(seconds).2f s") % {"seconds": float(value)}
+
+
+def local_time(value: datetime | None) -> str | None:
+    """A date-time in the current time zone, in the APSCHEDULER_DATETIME_FORMAT."""
+    if value is None:
+        return None
+    return get_local_dt_format(value)
+
+
+def _change_permission_codename(model: type) -> str:
+    opts = model._meta
+    return f"{opts.app_label}.{get_permission_codename('change', opts)}"
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
+    """Add each job's last status and average duration in the same query.
+
+    Both are correlated subqueries rather than a join with GROUP BY: the list then
+    costs the same few queries for 30 jobs or 3,000, and the grouping never has to
+    touch the pickled ``job_state`` column.
+    """
+    executions = DjangoJobExecution.objects.filter(job_id=OuterRef("pk"))
+    latest_status = executions.order_by("-run_time", "-id").values("status")[:1]
+    # Only finished executions have a duration (a missed fire never ran), and
+    # AVG ignores NULLs anyway; the explicit filter keeps the intent visible.
+    average_duration = (
+        executions.filter(duration__isnull=False)
+        .order_by()  # drop Meta.ordering, which would otherwise join the GROUP BY
+        .values("job_id")
+        .annotate(average=Avg("duration"))
+        .values("average")
+    )
+    return queryset.annotate(last_status=Subquery(latest_status), average_duration=Subquery(average_duration))
+
+
+class DjangoJobAdmin(admin.ModelAdmin):
+    """Stored jobs: what runs when, how it went lately, and the "run now" action.
+
+    Jobs are created by code (``add_job`` or the ``@job`` decorator), so there is no
+    "add" button, and the change page only shows: the state is a pickle that a
+    hand edit could only break.
+    """
+
+    list_display = ("id", "next_run", "last_status", "average_duration", "broken")
+    list_filter = ("broken",)
+    search_fields = ("id",)
+    actions = ("run_selected_jobs_now",)
+    fieldsets = (
+        (None, {"fields": ("id", "next_run", "last_status", "average_duration", "history")}),
+        (_("Definition"), {"fields": ("function", "trigger", "arguments", "options")}),
+        (_("Health"), {"fields": ("broken", "broken_reason")}),
+    )
+    readonly_fields = (
+        "id",
+        "next_run",
+        "last_status",
+        "average_duration",
+        "history",
+        "function",
+        "trigger",
+        "arguments",
+        "options",
+        "broken",
+        "broken_reason",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DjangoJob]:
+        # The pickled state can be large and the list never needs it; the change
+        # page loads it once, on demand, when it describes the job's definition.
+        return annotate_job_summary(super().get_queryset(request).defer("job_state"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DjangoJob | None = None) -> bool:
+        return False
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        """Running a job now changes the world like an edit would: it needs "change"."""
+        return request.user.has_perm(_change_permission_codename(DjangoJob))
+
+    # --- columns ---
+
+    @admin.display(description=_("next run"), ordering="next_run_time")
+    def next_run(self, obj: DjangoJob) -> str:
+        if obj.next_run_time is None:
+            return gettext("paused")
+        return get_local_dt_format(obj.next_run_time)
+
+    @admin.display(description=_("last status"), ordering="last_status")
+    def last_status(self, obj: DjangoJob) -> SafeString | None:
+        return colored_status(getattr(obj, "last_status", None))
+
+    @admin.display(description=_("average duration"), ordering="average_duration")
+    def average_duration(self, obj: DjangoJob) -> str | None:
+        return format_seconds(getattr(obj, "average_duration", None))
+
+    # --- change page ---
+
+    @admin.display(description=_("history"))
+    def history(self, obj: DjangoJob) -> SafeString:
+        url = reverse("admin:django_apscheduler_djangojobexecution_changelist")
+        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"job": obj.id}), gettext("Executions of this job"))
+
+    @admin.display(description=_("function"))
+    def function(self, obj: DjangoJob) -> str:
+        return self._definition(obj).get("func", "")
+
+    @admin.display(description=_("trigger"))
+    def trigger(self, obj: DjangoJob) -> str:
+        return self._definition(obj).get("trigger", "")
+
+    @admin.display(description=_("arguments"))
+    def arguments(self, obj: DjangoJob) -> str:
+        return self._definition(obj).get("arguments", "")
+
+    @admin.display(description=_("options"))
+    def options(self, obj: DjangoJob) -> str:
+        return self._definition(obj).get("options", "")
+
+    def _definition(self, obj: DjangoJob) -> dict[str, str]:
+        """The job's definition in words, unpickled once per page (four fields use it)."""
+        cached = getattr(obj, "_admin_definition", None)
+        if cached is None:
+            cached = describe_job_state(bytes(obj.job_state))
+            obj._admin_definition = cached
+        return cached
+
+    # --- actions ---
+
+    @admin.action(description=_("Run selected jobs now"), permissions=["run"])
+    def run_selected_jobs_now(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
+        job_ids = list(queryset.order_by("id").values_list("id", flat=True))
+        results = runnow.run_jobs_now(job_ids)
+        report_run_results(request, results, self.message_user)
+
+
+def describe_job_state(job_state: bytes) -> dict[str, str]:
+    """Function, trigger, arguments and options of a stored job, as plain text.
+
+    A job whose function or argument classes cannot be imported cannot be
+    unpickled either: the page then says why instead of failing.
+    """
+    try:
+        state = load_job_state(job_state)
+    except Exception as error:  # any import or unpickling error of user code
+        return {"func": gettext("Cannot be loaded: %(error)s") % {"error": f"{type(error).__name__}: {error}"}}
+    call = [repr(arg) for arg in state.get("args", ())]
+    call += [f"{key}={value!r}" for key, value in state.get("kwargs", {}).items()]
+    options = {
+        "executor": state.get("executor"),
+        "max_instances": state.get("max_instances"),
+        "coalesce": state.get("coalesce"),
+        "misfire_grace_time": state.get("misfire_grace_time"),
+    }
+    return {
+        "func": str(state.get("func", "")),
+        "trigger": str(state.get("trigger", "")),
+        "arguments": f"({', '.join(call)})",
+        "options": ", ".join(f"{key}={value!r}" for key, value in options.items()),
+    }
+
+
+def report_run_results(request: HttpRequest, results: Iterable[runnow.RunResult], message_user: Callable[..., None]) -> None:
+    """One message per finished run, and one warning naming the runs still pending.
+
+    Runs still going after the timeout are not failures: they finish in the
+    background, so they are grouped into a single warning rather than one each.
+    """
+    pending: list[str] = []
+    for result in results:
+        if not result.error and not result.finished:
+            pending.append(result.job_id)
+            continue
+        level, text = describe_run_result(result)
+        message_user(request, text, level)
+    if pending:
+        message_user(
+            request,
+            gettext(
+                "Not finished within %(timeout)s seconds, still pending: %(jobs)s. "
+                "Their results will appear in the job executions list."
+            )
+            % {"timeout": conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"), "jobs": ", ".join(pending)},
+            messages.WARNING,
+        )
+
+
+def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
+    """The message level and text for a run that could not start or has finished."""
+    if result.error:
+        return messages.ERROR, gettext("Job “%(job)s” could not run: %(error)s") % {
+            "job": result.job_id,
+            "error": result.error,
+        }
+    execution = result.execution
+    assert execution is not None  # a finished result always has its execution
+    if execution.status == DjangoJobExecution.SUCCESS:
+        return messages.SUCCESS, gettext("Job “%(job)s”: Executed in %(duration)s.") % {
+            "job": result.job_id,
+            "duration": format_seconds(execution.duration) or gettext("an unknown time"),
+        }
+    if execution.status == DjangoJobExecution.ERROR:
+        return messages.ERROR, gettext("Job “%(job)s”: Error! %(exception)s") % {
+            "job": result.job_id,
+            "exception": execution.exception or "",
+        }
+    # Missed!, Max instances! or Lost!: it did not run to an end.
+    return messages.WARNING, gettext("Job “%(job)s”: %(status)s") % {
+        "job": result.job_id,
+        "status": _STATUS_LABELS.get(execution.status, execution.status),
+    }
+
+
+# --- executions ---------------------------------------------------------------------------
+
+
+class JobIdFilter(admin.SimpleListFilter):
+    """Filter by the job ids found in the history itself.
+
+    Not Django's related-field filter: that lists existing DjangoJob rows, and a
+    deleted job's history must stay reachable.
+    """
+
+    title = _("job")
+    parameter_name = "job"
+    # With hundreds of thousands of jobs a full sidebar would be useless and slow.
+    # Any job id still filters through the URL or the search box.
+    max_choices = 200
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        job_ids = (
+            DjangoJobExecution.objects.order_by("job_id").values_list("job_id", flat=True).distinct()[: self.max_choices]
+        )
+        return [(job_id, job_id) for job_id in job_ids]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJobExecution]) -> QuerySet[DjangoJobExecution]:
+        value = self.value()
+        return queryset.filter(job_id=value) if value else queryset
+
+
+class DjangoJobExecutionAdmin(admin.ModelAdmin):
+    """The execution history: a record to read, filter and prune, never to edit.
+
+    No "add" (executions are written by schedulers) and no "change" (a record
+    edited by hand stops being one). Deleting is allowed, to prune by hand.
+    """
+
+    list_display = ("job_id_column", "status_column", "run_time_column", "duration_column", "exception_column", "scheduler")
+    list_display_links = ("run_time_column",)
+    # A custom filter for the job (see JobIdFilter); DateFieldListFilter rather than
+    # date_hierarchy because it filters with plain ranges, which work on MySQL and
+    # MariaDB even without their time zone tables.
+    list_filter = (JobIdFilter, "status", ("run_time", admin.DateFieldListFilter))
+    # "job__id" compares the local job_id column: Django trims the join, so the
+    # history of deleted jobs is found too.
+    search_fields = ("job__id",)
+    # The scheduler is nullable, so this is a LEFT JOIN; never select_related the job
+    # (its non-null foreign key would INNER JOIN and hide deleted jobs' history).
+    list_select_related = ("scheduler",)
+    fields = (
+        "job_link",
+        "status_column",
+        "run_time_column",
+        "started_at_column",
+        "finished_column",
+        "duration_column",
+        "scheduler",
+        "exception_full",
+        "traceback_block",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DjangoJobExecution | None = None) -> bool:
+        return False
+
+    # --- columns ---
+
+    @admin.display(description=_("job"), ordering="job_id")
+    def job_id_column(self, obj: DjangoJobExecution) -> str:
+        return obj.job_id
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_column(self, obj: DjangoJobExecution) -> SafeString | None:
+        return colored_status(obj.status)
+
+    @admin.display(description=_("run time"), ordering="run_time")
+    def run_time_column(self, obj: DjangoJobExecution) -> str | None:
+        return local_time(obj.run_time)
+
+    @admin.display(description=_("duration"), ordering="duration")
+    def duration_column(self, obj: DjangoJobExecution) -> str | None:
+        return format_seconds(obj.duration)
+
+    @admin.display(description=_("exception"))
+    def exception_column(self, obj: DjangoJobExecution) -> str | None:
+        if not obj.exception:
+            return None
+        return Truncator(obj.exception).chars(EXCEPTION_PREVIEW_CHARS)
+
+    # --- detail page ---
+
+    @admin.display(description=_("job"))
+    def job_link(self, obj: DjangoJobExecution) -> SafeString | str:
+        """A link to the job while it exists; its id alone once it has been deleted."""
+        if not DjangoJob.objects.filter(pk=obj.job_id).exists():
+            return gettext("%(job)s (deleted)") % {"job": obj.job_id}
+        url = reverse("admin:django_apscheduler_djangojob_change", args=[obj.job_id])
+        return format_html('<a href="{}">{}</a>', url, obj.job_id)
+
+    @admin.display(description=_("started at"))
+    def started_at_column(self, obj: DjangoJobExecution) -> str | None:
+        return local_time(obj.started_at)
+
+    @admin.display(description=_("finished"))
+    def finished_column(self, obj: DjangoJobExecution) -> str | None:
+        # Stored as a Unix timestamp, as django-apscheduler 0.7 did.
+        if obj.finished is None:
+            return None
+        return local_time(datetime.fromtimestamp(float(obj.finished), tz=dt_timezone.utc))
+
+    @admin.display(description=_("exception"))
+    def exception_full(self, obj: DjangoJobExecution) -> str | None:
+        return obj.exception or None
+
+    @admin.display(description=_("traceback"))
+    def traceback_block(self, obj: DjangoJobExecution) -> SafeString | None:
+        if not obj.traceback:
+            return None
+        return format_html('<pre style="white-space: pre-wrap; margin: 0;">{}</pre>', obj.traceback)
+
+
+# --- schedulers ---------------------------------------------------------------------------
+
+
+def is_alive(instance: SchedulerInstance, now: datetime | None = None) -> bool:
+    """Alive: not stopped, and its heartbeat is younger than the heartbeat timeout.
+
+    The same rule peers use before they mark a scheduler's fires as lost.
+    """
+    if instance.stopped is not None:
+        return False
+    now = now or timezone.now()
+    timeout = timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+    return instance.last_heartbeat >= now - timeout
+
+
+class SchedulerInstanceAdmin(admin.ModelAdmin):
+    """Every scheduler that ran against this database, live or dead.
+
+    Entirely read-only, deleting included: a dead scheduler's unfinished fires are
+    found through its row and marked "Lost!" once its heartbeat expires; deleting
+    the row first would leave them "Started execution" for ever.
+    """
+
+    list_display = ("__str__", "host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
+    search_fields = ("host",)
+    fields = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SchedulerInstance | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SchedulerInstance | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("started"), ordering="started")
+    def started_column(self, obj: SchedulerInstance) -> str | None:
+        return local_time(obj.started)
+
+    @admin.display(description=_("last heartbeat"), ordering="last_heartbeat")
+    def heartbeat_column(self, obj: SchedulerInstance) -> str | None:
+        return local_time(obj.last_heartbeat)
+
+    @admin.display(description=_("stopped"), ordering="stopped")
+    def stopped_column(self, obj: SchedulerInstance) -> str | None:
+        return local_time(obj.stopped)
+
+    @admin.display(description=_("alive"), boolean=True)
+    def alive(self, obj: SchedulerInstance) -> bool:
+        return is_alive(obj)
+
+
+admin.site.register(DjangoJob, DjangoJobAdmin)
+admin.site.register(DjangoJobExecution, DjangoJobExecutionAdmin)
+admin.site.register(SchedulerInstance, SchedulerInstanceAdmin)

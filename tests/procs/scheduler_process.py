@@ -1,0 +1,85 @@
+"""A scheduler process for the multi-scheduler tests, started as a real OS process.
+
+Every process does what users do in each web worker or on each host: it builds a
+scheduler with DjangoJobStore and adds the same jobs with replace_existing=True.
+Each real call of a job function appends one line to a shared log file, so a test
+can count executions independently of the database.
+
+    python -m tests.procs.scheduler_process --jobs 50 --interval 1 --log calls.log
+
+It runs until SIGTERM/SIGINT (graceful) or SIGKILL, or for --duration seconds.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import django
+
+
+def record(log_path, job_id, sleep=0.0):
+    """The job: note that it ran (job id, pid, wall time), optionally take some time."""
+    line = f"{job_id} {os.getpid()} {time.time():.3f}\n"
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    if sleep:
+        time.sleep(sleep)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--job-sleep", type=float, default=0.0)
+    parser.add_argument("--start-at", type=float, default=None, help="epoch seconds of the first fire")
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--duration", type=float, default=600)
+    parser.add_argument("--misfire-grace-time", type=float, default=30)
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    django.setup()
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from django_apscheduler.jobstores import DjangoJobStore
+
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": args.misfire_grace_time})
+    scheduler.add_jobstore(DjangoJobStore(), "default")
+    scheduler.start()
+    start = (
+        datetime.fromtimestamp(args.start_at, tz=timezone.utc)
+        if args.start_at
+        else datetime.now(timezone.utc) + timedelta(seconds=1)
+    )
+    for index in range(args.jobs):
+        job_id = f"job{index:03d}"
+        scheduler.add_job(
+            record,
+            "interval",
+            seconds=args.interval,
+            start_date=start,
+            args=[args.log, job_id, args.job_sleep],
+            id=job_id,
+            max_instances=1,
+            replace_existing=True,
+        )
+    print(f"READY {os.getpid()}", flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    stop.wait(args.duration)
+    scheduler.shutdown(wait=True)
+    print(f"STOPPED {os.getpid()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
