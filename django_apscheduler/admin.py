@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.db.models import Avg, OuterRef, QuerySet, Subquery
+from django.db.models import Avg, F, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -37,6 +37,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from . import conf, runnow
 from .claims import load_job_state
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from .timezones import to_db
 from .util import get_local_dt_format
 
 # Colours of the statuses, chosen to read at a glance: green went well, red went
@@ -121,6 +122,8 @@ class DjangoJobAdmin(admin.ModelAdmin):
     list_display = ("id", "next_run", "last_status", "average_duration", "broken")
     list_filter = ("broken",)
     search_fields = ("id",)
+    # Soonest first and paused jobs (no next run) last, the same on every database.
+    ordering = (F("next_run_time").asc(nulls_last=True), "id")
     actions = ("run_selected_jobs_now",)
     fieldsets = (
         (None, {"fields": ("id", "next_run", "last_status", "average_duration", "history")}),
@@ -158,7 +161,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
 
     # --- columns ---
 
-    @admin.display(description=_("next run"), ordering="next_run_time")
+    @admin.display(description=_("next run"), ordering=F("next_run_time").asc(nulls_last=True))
     def next_run(self, obj: DjangoJob) -> str:
         if obj.next_run_time is None:
             return gettext("paused")
@@ -238,7 +241,9 @@ def describe_job_state(job_state: bytes) -> dict[str, str]:
     }
 
 
-def report_run_results(request: HttpRequest, results: Iterable[runnow.RunResult], message_user: Callable[..., None]) -> None:
+def report_run_results(
+    request: HttpRequest, results: Iterable[runnow.RunResult], message_user: Callable[..., None]
+) -> None:
     """One message per finished run, and one warning naming the runs still pending.
 
     Runs still going after the timeout are not failures: they finish in the
@@ -306,10 +311,8 @@ class JobIdFilter(admin.SimpleListFilter):
     max_choices = 200
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        job_ids = (
-            DjangoJobExecution.objects.order_by("job_id").values_list("job_id", flat=True).distinct()[: self.max_choices]
-        )
-        return [(job_id, job_id) for job_id in job_ids]
+        job_ids = DjangoJobExecution.objects.order_by("job_id").values_list("job_id", flat=True).distinct()
+        return [(job_id, job_id) for job_id in job_ids[: self.max_choices]]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJobExecution]) -> QuerySet[DjangoJobExecution]:
         value = self.value()
@@ -323,7 +326,14 @@ class DjangoJobExecutionAdmin(admin.ModelAdmin):
     edited by hand stops being one). Deleting is allowed, to prune by hand.
     """
 
-    list_display = ("job_id_column", "status_column", "run_time_column", "duration_column", "exception_column", "scheduler")
+    list_display = (
+        "job_id_column",
+        "status_column",
+        "run_time_column",
+        "duration_column",
+        "exception_column",
+        "scheduler",
+    )
     list_display_links = ("run_time_column",)
     # A custom filter for the job (see JobIdFilter); DateFieldListFilter rather than
     # date_hierarchy because it filters with plain ranges, which work on MySQL and
@@ -397,7 +407,7 @@ class DjangoJobExecutionAdmin(admin.ModelAdmin):
         # Stored as a Unix timestamp, as django-apscheduler 0.7 did.
         if obj.finished is None:
             return None
-        return local_time(datetime.fromtimestamp(float(obj.finished), tz=dt_timezone.utc))
+        return local_time(to_db(datetime.fromtimestamp(float(obj.finished), tz=dt_timezone.utc)))
 
     @admin.display(description=_("exception"))
     def exception_full(self, obj: DjangoJobExecution) -> str | None:
@@ -433,7 +443,7 @@ class SchedulerInstanceAdmin(admin.ModelAdmin):
     the row first would leave them "Started execution" for ever.
     """
 
-    list_display = ("__str__", "host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
+    list_display = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
     search_fields = ("host",)
     fields = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
     readonly_fields = fields

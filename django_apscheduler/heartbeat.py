@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -49,6 +50,22 @@ def register_scheduler() -> SchedulerInstance:
 
 def mark_stopped(instance_id: int) -> None:
     SchedulerInstance.objects.filter(pk=instance_id).update(stopped=utc_now(), last_heartbeat=utc_now())
+
+
+# Rows of schedulers gone for this long are deleted (their executions keep their
+# history, without the link to the scheduler), so the table does not grow for ever.
+DEAD_SCHEDULER_RETENTION = timedelta(days=7)
+_PRUNE_EVERY = 3600.0  # seconds
+
+
+def prune_dead_schedulers() -> int:
+    """Delete scheduler rows silent for a week that have nothing left running."""
+    cutoff = utc_now() - DEAD_SCHEDULER_RETENTION
+    running = DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT).values("scheduler_id")
+    deleted, _ = SchedulerInstance.objects.filter(last_heartbeat__lt=cutoff).exclude(pk__in=running).delete()
+    if deleted:
+        logger.info("Removed %d scheduler row(s) silent for over %s days", deleted, DEAD_SCHEDULER_RETENTION.days)
+    return deleted
 
 
 def mark_lost_executions(timeout: float) -> int:
@@ -85,6 +102,7 @@ class Heartbeat(threading.Thread):
         self._wake_scheduler = wake_scheduler
         self._stop_event = threading.Event()
         self._last_beat = 0.0
+        self._last_prune = 0.0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -94,8 +112,6 @@ class Heartbeat(threading.Thread):
         self._last_beat = 0.0
 
     def run(self) -> None:
-        import time
-
         poll_interval = float(conf.get("APSCHEDULER_POLL_INTERVAL"))
         beat_interval = float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"))
         while not self._stop_event.wait(poll_interval):
@@ -115,6 +131,9 @@ class Heartbeat(threading.Thread):
     def _beat(self) -> None:
         SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
         mark_lost_executions(float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+        if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
+            prune_dead_schedulers()
+            self._last_prune = time.monotonic()
         self._poll()
 
     def _poll(self) -> None:

@@ -27,6 +27,7 @@ from django.db.models import F
 from . import conf, heartbeat, postgres
 from .claims import ClaimedFires, claim_due_jobs, due_run_times, load_job_state, serialize_job
 from .database import ensure_tables_exist, run_with_retry
+from .fingerprint import same_schedule
 from .history import HISTORY_EVENTS, HistoryRecorder
 from .models import DjangoJob
 from .timezones import from_db, to_db, utc_now
@@ -79,6 +80,7 @@ class DjangoJobStore(BaseJobStore):
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
         self._last_claim_empty = False
+        self._replacing = threading.local()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -232,8 +234,12 @@ class DjangoJobStore(BaseJobStore):
                 with transaction.atomic():
                     DjangoJob.objects.create(id=job.id, next_run_time=to_db(job.next_run_time), job_state=state)
             except IntegrityError:
+                # APScheduler's add_job(replace_existing=True) follows this error with
+                # update_job(job) in the same thread: remember that it is a replacement.
+                self._replacing.job_id = job.id
                 raise ConflictingIdError(job.id) from None
 
+        self._replacing.job_id = None
         self._user_call(insert, "adding a job")
 
     def update_job(self, job: Job) -> None:
@@ -241,14 +247,39 @@ class DjangoJobStore(BaseJobStore):
             return  # the claim already stored this next run time
         _check_job_id(job.id)
         state = serialize_job(job, self.pickle_protocol)
-        updated = self._user_call(
-            lambda: DjangoJob.objects.filter(pk=job.id).update(
-                next_run_time=to_db(job.next_run_time), job_state=state, broken=False, broken_reason=""
-            ),
-            "updating a job",
-        )
+        replacing = getattr(self._replacing, "job_id", None) == job.id
+        self._replacing.job_id = None
+        updated = self._user_call(lambda: self._write_update(job, state, replacing), "updating a job")
         if not updated:
             raise JobLookupError(job.id)
+
+    def _write_update(self, job: Job, state: bytes, replacing: bool) -> int:
+        next_run_time = to_db(job.next_run_time)
+        if replacing:
+            next_run_time = self._kept_schedule(job, default=next_run_time)
+        return DjangoJob.objects.filter(pk=job.id).update(
+            next_run_time=next_run_time, job_state=state, broken=False, broken_reason=""
+        )
+
+    def _kept_schedule(self, job: Job, default: datetime | None) -> datetime | None:
+        """The stored next run time, when add_job(replace_existing=True) re-adds the same job.
+
+        Every web worker or host that runs the quick-start re-adds its jobs at boot.
+        Replacing an unchanged job must not restart its schedule (an interval job
+        would fire again at each boot, once per process) nor resume a job paused in
+        the admin; a job whose trigger, function or arguments changed is rescheduled.
+        """
+        row = DjangoJob.objects.filter(pk=job.id).values_list("next_run_time", "job_state").first()
+        if row is None:
+            return default
+        try:
+            stored = self._load_job(job.id, row[0], bytes(row[1]))
+        except Exception:
+            return default  # a broken stored job is simply replaced
+        if not same_schedule(stored, job):
+            return default
+        logger.debug("Job %r re-added unchanged: keeping its stored schedule (%s)", job.id, row[0])
+        return row[0]
 
     def remove_job(self, job_id: str) -> None:
         if self._claimed.is_echo_of_removal(job_id):

@@ -30,6 +30,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.schedulers.base import BaseScheduler
 from django.utils.module_loading import autodiscover_modules
 
+from .fingerprint import trigger_fingerprint
+
 logger = logging.getLogger("django_apscheduler.registry")
 
 # Job options a declaration may set, besides the trigger and its arguments.
@@ -112,7 +114,7 @@ def _sync_one(scheduler: BaseScheduler, declared: DeclaredJob, jobstore: str) ->
         )
         logger.info("Declared job %r added (%s)", declared.id, wanted)
         return
-    if _trigger_fingerprint(stored.trigger) != _trigger_fingerprint(wanted) or not _same_function(stored, declared):
+    if trigger_fingerprint(stored.trigger) != trigger_fingerprint(wanted) or not _same_function(stored, declared):
         scheduler.add_job(
             declared.func, wanted, id=declared.id, jobstore=jobstore, replace_existing=True, **declared.options
         )
@@ -140,18 +142,6 @@ def make_trigger(trigger: str | BaseTrigger, arguments: dict[str, Any], default_
     if "timezone" in inspect.signature(trigger_class).parameters:
         arguments.setdefault("timezone", default_timezone)
     return trigger_class(**arguments)
-
-
-def _trigger_fingerprint(trigger: Any) -> tuple:
-    # Triggers have no equality. Their text names every field that defines the
-    # schedule (an interval trigger's default start date is "now", so the state
-    # itself would differ on every boot).
-    return (
-        type(trigger).__name__,
-        str(trigger),
-        str(getattr(trigger, "timezone", "")),
-        getattr(trigger, "jitter", None),
-    )
 
 
 def _same_function(stored: Job, declared: DeclaredJob) -> bool:

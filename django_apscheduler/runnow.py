@@ -10,6 +10,7 @@ waits for their results up to a timeout.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,9 +62,12 @@ def run_jobs_now(job_ids: list[str], timeout: float | None = None) -> list[RunRe
             if not result.error:
                 result.execution = outcomes.get((result.job_id, to_db(result.run_time)))
     finally:
-        # Do not wait for jobs still running after the timeout: they finish (and are
-        # recorded) in the background while the caller reports them as pending.
-        scheduler.shutdown(wait=False)
+        # Do not make the caller wait for jobs still running after the timeout: they
+        # finish, and their results are recorded, while it reports them as pending.
+        # Shutting down stops the history listener, so it waits for them elsewhere.
+        threading.Thread(
+            target=scheduler.shutdown, kwargs={"wait": True}, name="django-apscheduler-run-now", daemon=True
+        ).start()
     return results
 
 

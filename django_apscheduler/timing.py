@@ -21,7 +21,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from django.db import close_old_connections
+from django.db import connections
 
 from . import conf
 
@@ -82,8 +82,12 @@ def connection_hygiene() -> None:
     which is what normally does this; a server-side timeout would otherwise surface
     as "server has gone away" in the next job.
     """
-    if conf.get("APSCHEDULER_CLOSE_OLD_CONNECTIONS"):
-        close_old_connections()
+    if not conf.get("APSCHEDULER_CLOSE_OLD_CONNECTIONS"):
+        return
+    for conn in connections.all(initialized_only=True):
+        # Never inside a transaction: the connection belongs to the code that opened it.
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
 
 
 def wrap_job_function(job: Any, run_times: list[datetime]) -> None:

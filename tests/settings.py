@@ -95,3 +95,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_apscheduler": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# Scheduler processes started by the multi-scheduler tests take shorter timings
+# from their environment.
+for _name in ("APSCHEDULER_POLL_INTERVAL", "APSCHEDULER_HEARTBEAT_INTERVAL", "APSCHEDULER_HEARTBEAT_TIMEOUT"):
+    if _name in os.environ:
+        globals()[_name] = float(os.environ[_name])

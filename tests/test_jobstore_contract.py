@@ -249,3 +249,28 @@ def test_due_query_and_next_run_time_do_not_load_every_job(jobstore, make_job):
     statements = [q for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     # lock, select due, fence check, advance, max-instances count, insert, next run time
     assert len(statements) <= 7, [q["sql"] for q in statements]
+
+
+def test_replacing_an_unchanged_job_keeps_its_schedule(jobstore, make_job):
+    """What every worker running the quick-start does at boot: add_job(..., replace_existing=True)."""
+    interval = IntervalTrigger(minutes=5, start_date=BASE, timezone=UTC)
+    jobstore.add_job(make_job("a", next_run_time=BASE, trigger=interval))
+    DjangoJob.objects.filter(pk="a").update(next_run_time=None)  # paused meanwhile
+    later_start = IntervalTrigger(minutes=5, start_date=BASE + timedelta(seconds=7), timezone=UTC)
+    again = make_job("a", next_run_time=BASE + timedelta(minutes=5, seconds=7), trigger=later_start)
+    with pytest.raises(ConflictingIdError):
+        jobstore.add_job(again)
+    jobstore.update_job(again)  # APScheduler's replace_existing path
+    assert DjangoJob.objects.get(pk="a").next_run_time is None
+
+
+def test_replacing_with_a_changed_trigger_reschedules(jobstore, make_job):
+    interval = IntervalTrigger(minutes=5, start_date=BASE, timezone=UTC)
+    jobstore.add_job(make_job("a", next_run_time=BASE, trigger=interval))
+    changed = IntervalTrigger(minutes=10, start_date=BASE, timezone=UTC)
+    again = make_job("a", next_run_time=BASE + timedelta(minutes=10), trigger=changed)
+    with pytest.raises(ConflictingIdError):
+        jobstore.add_job(again)
+    jobstore.update_job(again)
+    assert DjangoJob.objects.get(pk="a").next_run_time == BASE + timedelta(minutes=10)
+    assert str(jobstore.lookup_job("a").trigger) == "interval[0:10:00]"
