@@ -141,6 +141,11 @@ class DjangoJobStore(BaseJobStore):
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         self._claimed.clear()
+        if self._should_stop():
+            # APScheduler's loop can run one more round after shutdown() released the
+            # job stores; fires claimed then could no longer be submitted and would be
+            # lost. A stopping scheduler claims nothing: live peers take the fires.
+            return []
         claims = run_with_retry(
             lambda: claim_due_jobs(
                 now,

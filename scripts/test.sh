@@ -57,6 +57,16 @@ run_suite() {  # run_suite VENV DB LABEL PYTEST_ARGS...
     fi
 }
 
+# The admin's browser tests drive Debian's Chromium (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "Installing Debian's chromium for the browser tests…"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Note: /usr/bin/chromium is missing; browser tests will be skipped (run: apt-get install chromium)."
+    fi
+fi
+
 make_venv .venv
 make_venv .venv-django42 "Django>=4.2,<5.0"
 

@@ -1,0 +1,117 @@
+"""The admin in a real browser: Debian's Chromium driven by Playwright.
+
+A live scheduler runs real jobs against the live test server's database; the
+browser logs in, watches the jobs and their executions, checks that an exception
+carrying HTML is shown as text (and never runs), and runs a job from the admin.
+Screenshots of the pages go to docs/screenshots/ for the README.
+"""
+
+import os
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from django_apscheduler.models import DjangoJobExecution
+from tests import jobfuncs
+from tests.helpers import wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCRIPT = "<script>alert(1)</script>"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _browser_or_skip():
+    if shutil.which(CHROMIUM) is None or pytest.importorskip("playwright") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is required under CI (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    _browser_or_skip()
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
+    # makes between browser steps are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.dialogs = dialogs
+        yield page
+        browser.close()
+
+
+def test_watch_jobs_and_run_one_now(live_server, browser_page, scheduler_factory):
+    page = browser_page
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pass")
+    scheduler = scheduler_factory()
+    scheduler.start()
+    now = datetime.now(timezone.utc)
+    scheduler.add_job(jobfuncs.noop, "interval", seconds=1, next_run_time=now, id="tick")
+    scheduler.add_job(jobfuncs.fail_with, "date", run_date=now, args=[SCRIPT], id="xss")
+    scheduler.add_job(jobfuncs.noop, "cron", hour=3, id="nightly")
+    scheduler.add_job(jobfuncs.noop, "interval", hours=1, id="paused-one")
+    scheduler.pause_job("paused-one")
+    wait_until(lambda: DjangoJobExecution.objects.filter(job_id="xss").exclude(status=DjangoJobExecution.SENT).exists())
+    wait_until(lambda: DjangoJobExecution.objects.filter(job_id="tick", status=DjangoJobExecution.SUCCESS).count() >= 2)
+
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pass")
+    page.click("input[type=submit]")
+
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/")
+    table = page.inner_text("#result_list")
+    for job_id in ("tick", "nightly", "paused-one"):
+        assert job_id in table
+    assert "paused" in table
+    page.screenshot(path=str(SCREENSHOTS / "jobs.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojobexecution/")
+    table = page.inner_text("#result_list")
+    assert "Executed" in table and "Error!" in table
+    assert SCRIPT in table  # shown as text...
+    page.screenshot(path=str(SCREENSHOTS / "executions.png"), full_page=True)
+
+    page.click("#result_list tr:has-text('xss') a")
+    detail = page.inner_text("#content")
+    assert "Traceback" in detail or "fail_with" in detail
+    assert SCRIPT in detail
+    assert page.dialogs == []  # ...and never executed
+
+    page.goto(f"{live_server.url}/admin/django_apscheduler/schedulerinstance/")
+    assert "True" in page.inner_html("#result_list") or "icon-yes" in page.inner_html("#result_list")
+    page.screenshot(path=str(SCREENSHOTS / "schedulers.png"), full_page=True)
+
+    # Run a job now from the jobs page: the result is reported on the page.
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/")
+    page.check("#result_list tr:has-text('nightly') input.action-select")
+    page.select_option("select[name=action]", "run_selected_jobs_now")
+    page.click("button[name=index]")
+    message = page.inner_text("ul.messagelist")
+    assert "nightly" in message and "Executed" in message
+    runs = DjangoJobExecution.objects.filter(job_id="nightly", status=DjangoJobExecution.SUCCESS)
+    assert runs.count() == 1
+    # Its schedule is untouched: still the next 03:00.
+    assert scheduler.get_job("nightly").next_run_time.hour == 3
+    assert page.dialogs == []
