@@ -44,6 +44,8 @@ USER_CALL_ATTEMPTS = 5
 # When due jobs exist that this scheduler could not claim (another scheduler holds
 # them this instant), look again this soon rather than spinning.
 _CONTENDED_RETRY = timedelta(milliseconds=100)
+# After an unexpected (non-transient) database error in the scheduler's loop.
+_ERROR_RETRY = timedelta(seconds=10)
 
 
 def _attach(job: Job, scheduler: BaseScheduler | None, alias: str | None) -> None:
@@ -176,9 +178,12 @@ class DjangoJobStore(BaseJobStore):
                 self._earliest_next_run_time, "finding the next run time", should_stop=self._should_stop
             )
         except Exception:
-            if not self._should_stop():
-                raise
-            return None
+            if self._should_stop():
+                return None
+            # APScheduler does not catch errors here: raising would end its loop. Log,
+            # and look again later; transient errors were already retried above.
+            logger.exception("Could not find the next run time; trying again in %ss", _ERROR_RETRY.seconds)
+            return utc_now() + _ERROR_RETRY
         if next_run_time is not None and self._last_claim_empty and next_run_time <= utc_now():
             # Due jobs exist that another scheduler is claiming right now; look again
             # in a moment instead of spinning on them.

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from apscheduler.job import Job
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from django.contrib.auth.models import Permission, User
 from django.db import connection
@@ -28,7 +26,7 @@ from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from django_apscheduler.util import get_local_dt_format
 from tests import jobfuncs
-from tests.helpers import wait_until
+from tests.helpers import build_job, wait_until
 
 UTC = timezone.utc
 FUTURE = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -45,20 +43,7 @@ SCHEDULERS_URL = reverse("admin:django_apscheduler_schedulerinstance_changelist"
 
 def store_job(job_id, func=jobfuncs.noop, args=(), next_run_time=FUTURE):
     """Store a job the way a scheduler does, far enough in the future not to fire."""
-    job = Job(
-        BackgroundScheduler(timezone=UTC),
-        id=job_id,
-        func=func,
-        args=args,
-        kwargs={},
-        trigger=IntervalTrigger(hours=1, timezone=UTC),
-        executor="default",
-        name=None,
-        misfire_grace_time=1,
-        coalesce=False,
-        max_instances=1,
-        next_run_time=next_run_time,
-    )
+    job = build_job(job_id, next_run_time, IntervalTrigger(hours=1, timezone=UTC), func=func, args=args)
     DjangoJobStore().add_job(job)
     return DjangoJob.objects.get(pk=job_id)
 

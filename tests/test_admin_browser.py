@@ -8,7 +8,7 @@ Screenshots of the pages go to docs/screenshots/ for the README.
 
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,6 @@ import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -14,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
+from tests.helpers import build_job
 
 pytestmark = pytest.mark.django_db
 
@@ -30,21 +30,7 @@ def scheduler():
 def make_job(scheduler):
     def make(job_id, next_run_time=BASE, func=jobfuncs.noop, trigger=None, **options):
         trigger = trigger or DateTrigger(BASE + timedelta(days=365), timezone=UTC)
-        values = dict(
-            id=job_id,
-            func=func,
-            args=(),
-            kwargs={},
-            trigger=trigger,
-            executor="default",
-            name=None,
-            misfire_grace_time=1,
-            coalesce=False,
-            max_instances=1,
-            next_run_time=next_run_time,
-        )
-        values.update(options)
-        return Job(scheduler, **values)
+        return build_job(job_id, next_run_time, trigger, func=func, scheduler=scheduler, **options)
 
     return make
 

@@ -95,7 +95,11 @@ def test_a_killed_scheduler_loses_only_its_running_fires(cluster):
 
     lost = DjangoJobExecution.objects.filter(status=DjangoJobExecution.LOST)
     assert set(lost.values_list("scheduler__pid", flat=True)) == {victim_pid}
-    assert not DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT).exists()
+    still_started = list(
+        DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT).values_list("job_id", "run_time", "scheduler_id")
+    )
+    schedulers = list(SchedulerInstance.objects.values_list("pk", "pid", "last_heartbeat", "stopped"))
+    assert still_started == [], f"{still_started}\n{schedulers}\nkilled {victim_pid}\n{cluster.outputs()[-4000:]}"
     for index in range(6):
         later = DjangoJobExecution.objects.filter(
             job_id=f"job{index:03d}", status=DjangoJobExecution.SUCCESS, run_time__gt=killed_at + timedelta(seconds=4)

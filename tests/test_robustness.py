@@ -79,3 +79,22 @@ def test_shutdown_is_not_blocked_by_an_unreachable_database(scheduler_factory, m
     stopper.start()
     stopper.join(timeout=20)
     assert not stopper.is_alive()
+
+
+def test_an_unexpected_error_finding_the_next_run_time_does_not_end_the_loop(scheduler_factory, monkeypatch, caplog):
+    from django.db import ProgrammingError
+
+    from django_apscheduler.jobstores import DjangoJobStore
+
+    scheduler = scheduler_factory()
+    scheduler.start()
+    monkeypatch.setattr(DjangoJobStore, "_earliest_next_run_time", lambda self: (_ for _ in ()).throw(ProgrammingError("boom")))
+    scheduler.wakeup()
+    wait_until(lambda: "Could not find the next run time" in caplog.text, message="the error to be logged")
+    monkeypatch.undo()
+    assert scheduler._thread.is_alive()
+    scheduler.add_job(jobfuncs.noop, "date", run_date=datetime.now(timezone.utc), id="after-error")
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="after-error", status=DjangoJobExecution.SUCCESS).exists(),
+        message="the job to run after the error",
+    )
