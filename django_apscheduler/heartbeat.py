@@ -115,6 +115,7 @@ class Heartbeat(threading.Thread):
         poll_interval = float(conf.get("APSCHEDULER_POLL_INTERVAL"))
         beat_interval = float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"))
         while not self._stop_event.wait(poll_interval):
+            connection_hygiene()
             try:
                 if time.monotonic() - self._last_beat >= beat_interval:
                     run_with_retry(self._beat, "sending the scheduler heartbeat", should_stop=self._stop_event.is_set)
@@ -125,7 +126,6 @@ class Heartbeat(threading.Thread):
                 if self._stop_event.is_set():
                     break
                 logger.exception("Heartbeat failed; trying again in %ss", poll_interval)
-            connection_hygiene()
         close_old_connections()
 
     def _beat(self) -> None:

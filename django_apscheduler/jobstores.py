@@ -148,6 +148,7 @@ class DjangoJobStore(BaseJobStore):
             # job stores; fires claimed then could no longer be submitted and would be
             # lost. A stopping scheduler claims nothing: live peers take the fires.
             return []
+        connection_hygiene()  # the scheduler may have slept for days
         claims = run_with_retry(
             lambda: claim_due_jobs(
                 now,
@@ -189,8 +190,6 @@ class DjangoJobStore(BaseJobStore):
             # in a moment instead of spinning on them.
             next_run_time = utc_now() + _CONTENDED_RETRY
         self._planned_wakeup = next_run_time
-        # The scheduler sleeps after this call: tidy its thread's connection first.
-        connection_hygiene()
         return next_run_time
 
     def _earliest_next_run_time(self) -> datetime | None:

@@ -50,7 +50,7 @@ def test_four_schedulers_run_every_fire_exactly_once(cluster):
     last_counted = start_at + run_for - 2  # fires before this had ample time to run
 
     rows = DjangoJobExecution.objects.filter(job_id__in=[f"job{i:03d}" for i in range(100)])
-    assert set(rows.values_list("status", flat=True)) == {DjangoJobExecution.SUCCESS}
+    assert set(rows.values_list("status", flat=True)) == {DjangoJobExecution.SUCCESS}, _explain_refusals(rows)
     calls = cluster.calls()
     executed = {(r.job_id, r.run_time) for r in rows}
     expected = expected_fires(start_at, interval, last_counted)
@@ -62,6 +62,18 @@ def test_four_schedulers_run_every_fire_exactly_once(cluster):
     # The work was shared, not done by one process while the others idled.
     assert rows.values("scheduler").distinct().count() >= 2
     assert_clean_logs(cluster.outputs())
+
+
+def _explain_refusals(rows):
+    """For a failure message: each refused fire with the fire of the same job before it."""
+    lines = []
+    for refused in rows.exclude(status=DjangoJobExecution.SUCCESS)[:8]:
+        before = rows.filter(job_id=refused.job_id, run_time__lt=refused.run_time).order_by("-run_time").first()
+        lines.append(
+            f"{refused.job_id} {refused.run_time:%H:%M:%S.%f} {refused.status} by {refused.scheduler_id}; "
+            f"previous: {before and (before.run_time.strftime('%H:%M:%S.%f'), before.status, before.scheduler_id, before.started_at, before.finished)}"
+        )
+    return "\n".join(lines)
 
 
 def test_a_killed_scheduler_loses_only_its_running_fires(cluster):
