@@ -19,7 +19,7 @@ Two rules hold throughout this module:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -28,7 +28,6 @@ from django.contrib.auth import get_permission_codename
 from django.db.models import Avg, F, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -38,6 +37,7 @@ from . import conf, runnow
 from .claims import load_job_state
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import to_db
+from .heartbeat import is_alive
 from .util import get_local_dt_format
 
 # Colours of the statuses, chosen to read at a glance: green went well, red went
@@ -421,18 +421,6 @@ class DjangoJobExecutionAdmin(admin.ModelAdmin):
 
 
 # --- schedulers ---------------------------------------------------------------------------
-
-
-def is_alive(instance: SchedulerInstance, now: datetime | None = None) -> bool:
-    """Alive: not stopped, and its heartbeat is younger than the heartbeat timeout.
-
-    The same rule peers use before they mark a scheduler's fires as lost.
-    """
-    if instance.stopped is not None:
-        return False
-    now = now or timezone.now()
-    timeout = timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
-    return instance.last_heartbeat >= now - timeout
 
 
 class SchedulerInstanceAdmin(admin.ModelAdmin):

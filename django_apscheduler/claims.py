@@ -55,6 +55,7 @@ class Claim:
     job: Job
     run_times: list[datetime]
     next_run_time: datetime | None
+    keep_successes: bool = True
 
 
 @dataclass
@@ -89,6 +90,7 @@ class _Candidate:
     job: Job
     run_times: list[datetime]
     next_run_time: datetime | None
+    keep_successes: bool
 
 
 JobLoader = Callable[[str, datetime | None, bytes], Job]
@@ -113,7 +115,9 @@ def claim_due_jobs(
         refused = _over_cluster_max_instances(claimed, scheduler_id)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
-        Claim(c.job, c.run_times, c.next_run_time) for c in claimed if c.run_times and c.job_id not in refused
+        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes)
+        for c in claimed
+        if c.run_times and c.job_id not in refused
     ]
 
 
@@ -122,7 +126,8 @@ def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job
     if supports_skip_locked():
         due = due.select_for_update(skip_locked=True)
     candidates = []
-    for job_id, stored_next_run_time, job_state in due.values_list("id", "next_run_time", "job_state")[:limit]:
+    rows = due.values_list("id", "next_run_time", "job_state", "history")[:limit]
+    for job_id, stored_next_run_time, job_state, history in rows:
         try:
             job = load_job(job_id, stored_next_run_time, bytes(job_state))
         except Exception as error:  # any failure to unpickle or import
@@ -134,7 +139,8 @@ def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job
         next_run_time = job.trigger.get_next_fire_time(run_times[-1], now)
         if job.coalesce:
             run_times = run_times[-1:]
-        candidates.append(_Candidate(job_id, stored_next_run_time, job, run_times, next_run_time))
+        keep_successes = history != DjangoJob.HISTORY_FAILURES
+        candidates.append(_Candidate(job_id, stored_next_run_time, job, run_times, next_run_time, keep_successes))
     return candidates
 
 

@@ -30,6 +30,14 @@ DEFAULTS: dict[str, Any] = {
     # Close unusable or expired database connections before each job runs and after
     # its result is recorded, as Django does around a request (CONN_MAX_AGE applies).
     "APSCHEDULER_CLOSE_OLD_CONNECTIONS": True,
+    # Start a background scheduler inside web processes (see autostart.py).
+    "APSCHEDULER_AUTOSTART": False,
+    # What happens to a job declared with @job in an earlier version of the code
+    # but no longer: "pause" (kept, paused, visible in the admin), "remove" or "keep".
+    "APSCHEDULER_UNDECLARED_JOBS": "pause",
+    # Seconds of execution history to keep; running schedulers delete older rows
+    # hourly. None keeps everything.
+    "APSCHEDULER_HISTORY_RETENTION": None,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
 }

@@ -32,6 +32,17 @@ from .timing import connection_hygiene
 logger = logging.getLogger("django_apscheduler.heartbeat")
 
 
+def is_alive(instance: SchedulerInstance, now: datetime | None = None) -> bool:
+    """Alive: not stopped, and its heartbeat is younger than the heartbeat timeout.
+
+    The same rule peers use before they mark a scheduler's fires as lost.
+    """
+    if instance.stopped is not None:
+        return False
+    now = now or utc_now()
+    return instance.last_heartbeat >= now - timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+
+
 def register_scheduler() -> SchedulerInstance:
     now = utc_now()
     instance = run_with_retry(
@@ -65,6 +76,17 @@ def prune_dead_schedulers() -> int:
     deleted, _ = SchedulerInstance.objects.filter(last_heartbeat__lt=cutoff).exclude(pk__in=running).delete()
     if deleted:
         logger.info("Removed %d scheduler row(s) silent for over %s days", deleted, DEAD_SCHEDULER_RETENTION.days)
+    return deleted
+
+
+def enforce_history_retention() -> int:
+    """Delete executions older than ``APSCHEDULER_HISTORY_RETENTION`` seconds, if set."""
+    retention = conf.get("APSCHEDULER_HISTORY_RETENTION")
+    if retention is None:
+        return 0
+    deleted = DjangoJobExecution.objects.delete_old_job_executions(int(retention))
+    if deleted:
+        logger.info("Deleted %d execution(s) older than APSCHEDULER_HISTORY_RETENTION (%ss)", deleted, retention)
     return deleted
 
 
@@ -133,6 +155,7 @@ class Heartbeat(threading.Thread):
         mark_lost_executions(float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
         if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
             prune_dead_schedulers()
+            enforce_history_retention()
             self._last_prune = time.monotonic()
         self._poll()
 

@@ -45,6 +45,7 @@ HISTORY_EVENTS = (
 # Retries for history writes: bounded, because they run in executor threads and
 # must not hold a worker for ever; the fire itself is already safe in the store.
 _HISTORY_ATTEMPTS = 8
+_MAX_REMEMBERED_FIRES = 100_000
 _MAX_EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
 
 
@@ -55,11 +56,24 @@ class HistoryRecorder:
         self.jobstore_alias = jobstore_alias
         self.scheduler_instance_id = scheduler_instance_id
         # Fires whose "Started execution" row the job store already wrote when it
-        # claimed them: their submission event needs no query.
-        self._already_recorded: set[tuple[str, datetime]] = set()
+        # claimed them: their submission event needs no query, and must not write a
+        # start row even when it arrives after the result (a fast job's "executed"
+        # event can come first). Consumed by that submission (or refusal) event;
+        # bounded in case an event never comes (ordered, oldest dropped first).
+        self._already_recorded: dict[tuple[str, datetime], None] = {}
+        # Jobs whose history keeps failures only (DjangoJob.history): a successful
+        # fire's row is deleted instead of being marked Executed.
+        self._failures_only: set[str] = set()
 
-    def mark_recorded(self, job_id: str, run_times: Iterable[datetime]) -> None:
-        self._already_recorded.update((job_id, run_time) for run_time in run_times)
+    def mark_recorded(self, job_id: str, run_times: Iterable[datetime], keep_successes: bool = True) -> None:
+        for run_time in run_times:
+            self._already_recorded[(job_id, run_time)] = None
+        while len(self._already_recorded) > _MAX_REMEMBERED_FIRES:
+            del self._already_recorded[next(iter(self._already_recorded))]
+        if keep_successes:
+            self._failures_only.discard(job_id)
+        else:
+            self._failures_only.add(job_id)
 
     def __call__(self, event: SchedulerEvent) -> None:
         if getattr(event, "jobstore", None) != self.jobstore_alias:
@@ -79,6 +93,7 @@ class HistoryRecorder:
             self._record_started(event)
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             for run_time in event.scheduled_run_times:
+                self._already_recorded.pop((event.job_id, run_time), None)
                 self._finish(event.job_id, run_time, status=DjangoJobExecution.MAX_INSTANCES)
         elif event.code == EVENT_JOB_MISSED:
             self._finish(event.job_id, event.scheduled_run_time, status=DjangoJobExecution.MISSED)
@@ -91,7 +106,8 @@ class HistoryRecorder:
             for run_time in event.scheduled_run_times
             if (event.job_id, run_time) not in self._already_recorded
         ]
-        self._already_recorded.difference_update((event.job_id, run_time) for run_time in event.scheduled_run_times)
+        for run_time in event.scheduled_run_times:
+            self._already_recorded.pop((event.job_id, run_time), None)
         for run_time in missing:
             run_with_retry(
                 lambda run_time=run_time: _insert_if_absent(
@@ -116,15 +132,25 @@ class HistoryRecorder:
             fields["exception"] = _describe_exception(event.exception)
             fields["traceback"] = timing.strip_timer_frames(event.traceback)
             status = DjangoJobExecution.ERROR
+        elif event.job_id in self._failures_only:
+            self._forget(event.job_id, event.scheduled_run_time)
+            return
         else:
             status = DjangoJobExecution.SUCCESS
         self._finish(event.job_id, event.scheduled_run_time, status=status, **fields)
 
     def _finish(self, job_id: str, run_time: datetime, *, status: str, **fields: Any) -> None:
-        self._already_recorded.discard((job_id, run_time))
         run_with_retry(
             lambda: _upsert_final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_instance_id, **fields),
             "recording a job result",
+            attempts=_HISTORY_ATTEMPTS,
+        )
+
+
+    def _forget(self, job_id: str, run_time: datetime) -> None:
+        run_with_retry(
+            lambda: DjangoJobExecution.objects.filter(job_id=job_id, run_time=to_db(run_time)).delete(),
+            "dropping a successful run of a failures-only job",
             attempts=_HISTORY_ATTEMPTS,
         )
 

@@ -168,7 +168,7 @@ class DjangoJobStore(BaseJobStore):
             else:
                 self._claimed.next_run_times[claim.job.id] = claim.next_run_time
             if self._history is not None:
-                self._history.mark_recorded(claim.job.id, claim.run_times)
+                self._history.mark_recorded(claim.job.id, claim.run_times, keep_successes=claim.keep_successes)
             wrap_job_function(claim.job, claim.run_times)
             jobs.append(claim.job)
         return jobs

@@ -36,6 +36,18 @@ class DjangoJob(models.Model):
         help_text=_("The job's function or arguments could not be loaded; it does not run until they can."),
     )
     broken_reason = models.TextField(blank=True, default="", help_text=_("Why the job could not be loaded."))
+    declared = models.BooleanField(
+        default=False, help_text=_("Declared in code with @job (in an app's jobs.py) rather than added at run time.")
+    )
+    HISTORY_ALL = "all"
+    HISTORY_FAILURES = "failures"
+    HISTORY_CHOICES = [(HISTORY_ALL, _("every run")), (HISTORY_FAILURES, _("failures only"))]
+    history = models.CharField(
+        max_length=20,
+        choices=HISTORY_CHOICES,
+        default=HISTORY_ALL,
+        help_text=_("Which executions to keep: every run, or only those that did not succeed."),
+    )
 
     class Meta:
         ordering = ("next_run_time",)

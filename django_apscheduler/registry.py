@@ -30,7 +30,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.schedulers.base import BaseScheduler
 from django.utils.module_loading import autodiscover_modules
 
+from . import conf
 from .fingerprint import trigger_fingerprint
+from .models import DjangoJob
 
 logger = logging.getLogger("django_apscheduler.registry")
 
@@ -45,18 +47,26 @@ class DeclaredJob:
     trigger_args: dict[str, Any]
     id: str
     options: dict[str, Any] = field(default_factory=dict)
+    history: str = DjangoJob.HISTORY_ALL
 
 
 _declared: dict[str, DeclaredJob] = {}
 
 
-def job(trigger: str | BaseTrigger, *, id: str | None = None, **arguments: Any) -> Callable[[Callable], Callable]:
+def job(
+    trigger: str | BaseTrigger, *, id: str | None = None, history: str = "all", **arguments: Any
+) -> Callable[[Callable], Callable]:
     """Declare the decorated function as a job with ``trigger`` ("cron", "interval", "date", ...).
 
     Keyword arguments are the trigger's arguments (``minutes=5``, ``hour=3``) and the
     job options ``args``, ``kwargs``, ``name``, ``misfire_grace_time``, ``coalesce``,
     ``max_instances``, ``executor``. The id defaults to the function's dotted path.
+    ``history="failures"`` keeps only the runs that did not succeed, for jobs that
+    fire every few seconds and would otherwise flood the history.
     """
+    allowed = {choice for choice, _label in DjangoJob.HISTORY_CHOICES}
+    if history not in allowed:
+        raise ValueError(f"history must be one of {sorted(allowed)}, not {history!r}")
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         job_id = id or f"{func.__module__}.{func.__qualname__}"
@@ -65,7 +75,7 @@ def job(trigger: str | BaseTrigger, *, id: str | None = None, **arguments: Any) 
         existing = _declared.get(job_id)
         if existing is not None and existing.func is not func:
             raise ValueError(f"Two jobs are declared with the id {job_id!r}; give one of them another id.")
-        _declared[job_id] = DeclaredJob(func, trigger, trigger_args, job_id, options)
+        _declared[job_id] = DeclaredJob(func, trigger, trigger_args, job_id, options, history)
         return func
 
     return decorator
@@ -102,6 +112,38 @@ def sync_declared_jobs(scheduler: BaseScheduler, jobstore: str = "default") -> N
             _sync_one(scheduler, declared, jobstore)
         except Exception:
             logger.exception("Could not store the declared job %r; the other jobs are unaffected.", declared.id)
+    _record_declarations(declared_jobs())
+    _handle_undeclared({declared.id for declared in declared_jobs()})
+
+
+def _record_declarations(declared: list[DeclaredJob]) -> None:
+    for policy, _label in DjangoJob.HISTORY_CHOICES:
+        ids = [d.id for d in declared if d.history == policy]
+        if ids:
+            DjangoJob.objects.filter(pk__in=ids).update(declared=True, history=policy)
+
+
+def _handle_undeclared(declared_ids: set[str]) -> None:
+    """Jobs that an earlier version declared in code but this one does not.
+
+    ``APSCHEDULER_UNDECLARED_JOBS``: "pause" (the default: the job stays visible in
+    the admin, paused, for someone to delete or resume), "remove", or "keep".
+    """
+    policy = conf.get("APSCHEDULER_UNDECLARED_JOBS")
+    stale = DjangoJob.objects.filter(declared=True).exclude(pk__in=declared_ids)
+    stale_ids = sorted(stale.values_list("pk", flat=True))
+    if not stale_ids or policy == "keep":
+        return
+    if policy == "remove":
+        stale.delete()
+        logger.warning("Jobs no longer declared in code were removed (their history is kept): %s", ", ".join(stale_ids))
+        return
+    stale.update(next_run_time=None, declared=False)
+    logger.warning(
+        "Jobs no longer declared in code were paused: %s. Delete them in the admin if they are obsolete, "
+        "or set APSCHEDULER_UNDECLARED_JOBS = 'remove' to remove such jobs automatically.",
+        ", ".join(stale_ids),
+    )
 
 
 def _sync_one(scheduler: BaseScheduler, declared: DeclaredJob, jobstore: str) -> None:

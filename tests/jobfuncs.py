@@ -33,3 +33,14 @@ def record_call(path, label="x"):
     """Append one line to a file: lets a test count real executions across processes."""
     with open(path, "a") as handle:
         handle.write(f"{label}\n")
+
+
+_alternation = {}
+
+
+def fail_every_other(label):
+    """Succeeds, fails, succeeds, ... (per label): a job with some failures in its history."""
+    count = _alternation[label] = _alternation.get(label, 0) + 1
+    if count % 2 == 0:
+        raise RuntimeError(f"{label} failed on call {count}")
+    return count

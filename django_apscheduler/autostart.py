@@ -1,0 +1,145 @@
+"""Starting a scheduler inside web processes, when ``APSCHEDULER_AUTOSTART = True``.
+
+"May this process start a scheduler?" is answered conservatively: only processes
+that serve requests do, namely runserver's serving child (not its autoreloading
+parent) and the WSGI/ASGI servers below; never a one-off management command
+(migrate, shell, test, collectstatic, ...), never under pytest. Several web
+workers each running a scheduler is safe: fires are claimed in the database.
+
+The start itself happens a moment after Django has loaded, in a thread, so the
+database is not touched during app loading; if the tables do not exist yet, it
+logs "run migrate first" and does nothing (the next boot starts cleanly). A
+preforking server that loads the app before forking (gunicorn ``--preload``,
+uWSGI without ``lazy-apps``) forks before that moment: the parent then starts
+nothing and every forked worker starts its own scheduler.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+
+from django.conf import settings
+
+from . import conf, registry
+from .database import TablesMissing, ensure_tables_exist
+
+logger = logging.getLogger("django_apscheduler.autostart")
+
+# Processes whose program is one of these serve requests.
+WEB_SERVERS = {"gunicorn", "uwsgi", "daphne", "uvicorn", "hypercorn", "waitress-serve", "granian"}
+MANAGE_PROGRAMS = {"manage.py", "django-admin", "django-admin.py", "__main__.py"}
+START_DELAY = 2.0  # seconds after app loading
+
+_lock = threading.Lock()
+_pending: threading.Timer | None = None
+_prefork_parent = False
+_scheduler = None
+
+
+def management_command(argv: list[str] | None = None) -> str | None:
+    """The management command this process runs (``migrate``, ...), or None if it is not manage.py."""
+    argv = sys.argv if argv is None else argv
+    if argv and os.path.basename(argv[0]) in MANAGE_PROGRAMS:
+        return argv[1] if len(argv) > 1 else ""
+    return None
+
+
+def decide(argv: list[str] | None = None, environ: dict | None = None) -> tuple[bool, str]:
+    """Whether this process may autostart a scheduler, and why (for the log)."""
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    if not conf.get("APSCHEDULER_AUTOSTART"):
+        return False, "APSCHEDULER_AUTOSTART is off"
+    if "pytest" in sys.modules or "PYTEST_CURRENT_TEST" in environ:
+        return False, "running under pytest"
+    program = os.path.basename(argv[0]) if argv else ""
+    command = management_command(argv)
+    if command is not None:
+        if command != "runserver":
+            return False, f"'{command or 'manage.py'}' is not a server command"
+        if environ.get("RUN_MAIN") == "true" or "--noreload" in argv:
+            return True, "runserver's serving process"
+        return False, "runserver's autoreloader parent (its child serves and starts the scheduler)"
+    if program in WEB_SERVERS or "mod_wsgi" in sys.modules:
+        return True, f"web server process ({program or 'mod_wsgi'})"
+    return False, f"'{program}' is not a known web server"
+
+
+def maybe_start() -> None:
+    """Called from AppConfig.ready(): schedule a start if this process qualifies."""
+    allowed, reason = decide()
+    if not allowed:
+        logger.debug("Not autostarting a scheduler: %s", reason)
+        return
+    logger.debug("Autostarting a scheduler in %ss: %s", START_DELAY, reason)
+    _schedule_start()
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _schedule_start() -> None:
+    global _pending
+    with _lock:
+        if _scheduler is not None or _pending is not None:
+            return
+        _pending = threading.Timer(START_DELAY, _start)
+        _pending.daemon = True
+        _pending.start()
+
+
+def _before_fork() -> None:
+    # Forking while the start is still pending means this is a preforking server's
+    # parent: from now on its children (the workers) start schedulers, not it. A
+    # fork after the start (a worker's own multiprocessing) starts nothing.
+    global _pending, _prefork_parent
+    if _pending is not None:
+        _pending.cancel()
+        _pending = None
+        _prefork_parent = True
+
+
+def _after_fork_in_child() -> None:
+    global _prefork_parent
+    if _prefork_parent:
+        _prefork_parent = False
+        _schedule_start()
+
+
+def _start() -> None:
+    global _pending, _scheduler
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from .jobstores import DjangoJobStore
+
+    with _lock:
+        _pending = None
+        if _scheduler is not None:
+            return
+        try:
+            ensure_tables_exist()
+        except TablesMissing as error:
+            logger.warning("Scheduler not started: %s Then restart this process.", error)
+            return
+        registry.autodiscover()
+        scheduler = BackgroundScheduler(timezone=settings.TIME_ZONE, jobstores={"default": DjangoJobStore()})
+        registry.sync_when_started(scheduler)
+        scheduler.start()
+        _scheduler = scheduler
+    logger.info("Scheduler autostarted in process %s with %d declared job(s)", os.getpid(), len(registry.declared_jobs()))
+    atexit.register(_stop)
+
+
+def _stop() -> None:
+    global _scheduler
+    if _scheduler is not None and _scheduler.running:
+        logger.info("Stopping the autostarted scheduler: waiting for running jobs to finish…")
+        _scheduler.shutdown(wait=True)
+    _scheduler = None
+
+
+def running_scheduler():
+    """The scheduler autostarted in this process, or None."""
+    return _scheduler

@@ -1,0 +1,123 @@
+"""System checks: misconfigurations reported by ``manage.py check``, each with its fix."""
+
+from __future__ import annotations
+
+import sys
+from numbers import Real
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from . import conf
+from .autostart import management_command
+
+# setting -> (test, what it must be)
+_POSITIVE = (lambda v: isinstance(v, Real) and not isinstance(v, bool) and v > 0, "a positive number of seconds")
+_SETTING_RULES: dict[str, tuple[Any, str]] = {
+    "APSCHEDULER_DATETIME_FORMAT": (lambda v: isinstance(v, str) and v != "", "a Django date format string"),
+    "APSCHEDULER_RUN_NOW_TIMEOUT": (
+        lambda v: isinstance(v, Real) and not isinstance(v, bool) and v >= 0,
+        "a number of seconds (0 or more)",
+    ),
+    "APSCHEDULER_POLL_INTERVAL": _POSITIVE,
+    "APSCHEDULER_HEARTBEAT_INTERVAL": _POSITIVE,
+    "APSCHEDULER_HEARTBEAT_TIMEOUT": _POSITIVE,
+    "APSCHEDULER_CLAIM_BATCH_SIZE": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "APSCHEDULER_CLOSE_OLD_CONNECTIONS": (lambda v: isinstance(v, bool), "True or False"),
+    "APSCHEDULER_AUTOSTART": (lambda v: isinstance(v, bool), "True or False"),
+    "APSCHEDULER_UNDECLARED_JOBS": (lambda v: v in ("pause", "remove", "keep"), '"pause", "remove" or "keep"'),
+    "APSCHEDULER_HISTORY_RETENTION": (lambda v: v is None or _POSITIVE[0](v), "None or a positive number of seconds"),
+}
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    errors = []
+    for name, (is_valid, expected) in _SETTING_RULES.items():
+        value = conf.get(name)
+        if not is_valid(value):
+            errors.append(
+                Error(
+                    f"{name} is {value!r}.",
+                    hint=f"Set {name} to {expected}, or remove it to use the default ({conf.DEFAULTS[name]!r}).",
+                    id="django_apscheduler.E001",
+                )
+            )
+    heartbeat, timeout = conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"), conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")
+    if not errors and timeout <= 2 * heartbeat:
+        errors.append(
+            Error(
+                f"APSCHEDULER_HEARTBEAT_TIMEOUT ({timeout}) must be well above APSCHEDULER_HEARTBEAT_INTERVAL ({heartbeat}).",
+                hint="Otherwise a slow but live scheduler is taken for dead and its running jobs are marked Lost!. "
+                "Use a timeout of at least three heartbeat intervals.",
+                id="django_apscheduler.E002",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_time_zone(app_configs: Any = None, **kwargs: Any) -> list:
+    from apscheduler.util import astimezone
+
+    try:
+        astimezone(settings.TIME_ZONE)
+    except Exception as error:
+        return [
+            Error(
+                f"APScheduler cannot use TIME_ZONE = {settings.TIME_ZONE!r}: {error}",
+                hint="Use an IANA time zone name such as 'Europe/London' or 'UTC'.",
+                id="django_apscheduler.E003",
+            )
+        ]
+    if not settings.USE_TZ and settings.TIME_ZONE not in ("UTC", "Etc/UTC", None):
+        return [
+            Warning(
+                "USE_TZ is False: job times are stored as naive local times.",
+                hint="Around the autumn daylight-saving change a local time happens twice and stored "
+                "times are ambiguous. Set USE_TZ = True (Django's default) for exact times.",
+                id="django_apscheduler.W001",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_autostart_server(app_configs: Any = None, **kwargs: Any) -> list:
+    if not conf.get("APSCHEDULER_AUTOSTART"):
+        return []
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and not uwsgi.opt.get("enable-threads"):
+        return [
+            Error(
+                "APSCHEDULER_AUTOSTART is on, but uWSGI runs without threads: the scheduler would never run.",
+                hint="Add `enable-threads = true` to the uWSGI configuration, or run "
+                "`python manage.py apscheduler start` as its own process.",
+                id="django_apscheduler.E004",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_migrated(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    """Database checks run with ``check --database`` and before ``migrate`` (which fixes it)."""
+    if not databases or management_command() in ("migrate", "makemigrations", "sqlmigrate", "showmigrations"):
+        return []
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    alias = DEFAULT_DB_ALIAS if DEFAULT_DB_ALIAS in databases else next(iter(databases))
+    executor = MigrationExecutor(connections[alias])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    pending = [migration.name for migration, _backwards in plan if migration.app_label == "django_apscheduler"]
+    if pending:
+        return [
+            Warning(
+                f"django_apscheduler has unapplied migrations: {', '.join(pending)}.",
+                hint="Run `python manage.py migrate`; until then no scheduler can start.",
+                id="django_apscheduler.W002",
+            )
+        ]
+    return []

@@ -1,0 +1,84 @@
+"""A job's trigger in words: "At 01:30", "Every 5 minutes", "Once, at 2030-01-01 12:00".
+
+Cron triggers are described by cron-descriptor (a maintained library) from the
+crontab line equivalent to APScheduler's fields; expressions that have no crontab
+equivalent (APScheduler's "last fri", weeks of the year, ...) fall back to
+APScheduler's own text of the trigger.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from cron_descriptor import Options, get_description
+
+from .util import get_local_dt_format
+
+_DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def describe_trigger(trigger: Any) -> str:
+    """A short English description of an APScheduler trigger."""
+    try:
+        if isinstance(trigger, CronTrigger):
+            return _describe_cron(trigger)
+        if isinstance(trigger, IntervalTrigger):
+            words = describe_interval(trigger.interval)
+            if words.startswith("1 ") and "," not in words:
+                words = words[2:]  # "Every minute", not "Every 1 minute"
+            return f"Every {words}"
+        if isinstance(trigger, DateTrigger):
+            return f"Once, at {get_local_dt_format(trigger.run_date)}"
+    except Exception:
+        pass  # an expression cron-descriptor cannot read: APScheduler's own text below
+    return str(trigger)
+
+
+def describe_interval(interval: timedelta) -> str:
+    """'5 minutes', '1 hour, 30 minutes', '2 days'."""
+    seconds = interval.total_seconds()
+    parts = []
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(_plural(int(count), name))
+    if seconds or not parts:
+        count = int(seconds) if float(seconds).is_integer() else round(seconds, 3)
+        parts.append(_plural(count, "second"))
+    return ", ".join(parts)
+
+
+def _plural(count: float, name: str) -> str:
+    return f"{count} {name}" if count == 1 else f"{count} {name}s"
+
+
+def _describe_cron(trigger: CronTrigger) -> str:
+    fields = {field.name: str(field) for field in trigger.fields}
+    if fields["day"] == "last":
+        fields["day"] = "L"
+    if fields["week"] != "*" or fields["year"] != "*" or re.search("[a-z]", fields["day"]):
+        return str(trigger)  # no crontab equivalent
+    line = " ".join(
+        [
+            fields["second"],
+            fields["minute"],
+            fields["hour"],
+            fields["day"],
+            fields["month"],
+            _crontab_day_of_week(fields["day_of_week"]),
+        ]
+    )
+    options = Options()
+    options.use_24hour_time_format = True
+    options.throw_exception_on_parse_error = True
+    return get_description(line, options)
+
+
+def _crontab_day_of_week(expression: str) -> str:
+    """APScheduler counts weekdays from Monday = 0; crontab from Sunday = 0. Use names."""
+    return re.sub(r"(?<!/)\d+", lambda match: _DAY_NAMES[int(match.group()) % 7], expression).upper()
