@@ -31,7 +31,7 @@ logger = logging.getLogger("django_apscheduler.autostart")
 
 # Processes whose program is one of these serve requests.
 WEB_SERVERS = {"gunicorn", "uwsgi", "daphne", "uvicorn", "hypercorn", "waitress-serve", "granian"}
-MANAGE_PROGRAMS = {"manage.py", "django-admin", "django-admin.py", "__main__.py"}
+MANAGE_PROGRAMS = {"manage.py", "django-admin", "django-admin.py", "django"}
 START_DELAY = 2.0  # seconds after app loading
 
 _lock = threading.Lock()
@@ -40,10 +40,20 @@ _prefork_parent = False
 _scheduler = None
 
 
+def program_name(argv: list[str]) -> str:
+    """"gunicorn" for /venv/bin/gunicorn and for ``python -m gunicorn`` alike."""
+    if not argv:
+        return ""
+    path = argv[0]
+    if os.path.basename(path) == "__main__.py":  # python -m package
+        return os.path.basename(os.path.dirname(path))
+    return os.path.basename(path)
+
+
 def management_command(argv: list[str] | None = None) -> str | None:
     """The management command this process runs (``migrate``, ...), or None if it is not manage.py."""
     argv = sys.argv if argv is None else argv
-    if argv and os.path.basename(argv[0]) in MANAGE_PROGRAMS:
+    if program_name(argv) in MANAGE_PROGRAMS:
         return argv[1] if len(argv) > 1 else ""
     return None
 
@@ -56,7 +66,7 @@ def decide(argv: list[str] | None = None, environ: dict | None = None) -> tuple[
         return False, "APSCHEDULER_AUTOSTART is off"
     if "pytest" in sys.modules or "PYTEST_CURRENT_TEST" in environ:
         return False, "running under pytest"
-    program = os.path.basename(argv[0]) if argv else ""
+    program = program_name(argv)
     command = management_command(argv)
     if command is not None:
         if command != "runserver":

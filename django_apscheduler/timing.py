@@ -77,7 +77,7 @@ class _RunTimeTracker:
 
 
 # A connection idle for longer than this is checked (one round trip) before reuse.
-_IDLE_CHECK_AFTER = 5.0
+_IDLE_CHECK_AFTER = 1.0
 
 
 def connection_hygiene() -> None:

@@ -44,3 +44,10 @@ def fail_every_other(label):
     if count % 2 == 0:
         raise RuntimeError(f"{label} failed on call {count}")
     return count
+
+
+def count_stored_jobs():
+    """A job that uses the ORM, as most real jobs do."""
+    from django_apscheduler.models import DjangoJob
+
+    return DjangoJob.objects.count()

@@ -16,6 +16,13 @@ and ``USE_TZ = False`` (the database holds naive local times, which are ambiguou
 during the autumn repeated hour). Django accepts ``USE_TZ = False`` with a non-UTC
 ``TIME_ZONE`` on every backend used here (it only refuses a per-database
 ``DATABASES[...]["TIME_ZONE"]`` when ``USE_TZ = False``), so nothing is skipped.
+
+Each simulation runs twice: polling exactly on the fire instants (``poll=+0s``) and one
+second after them (``poll=+1s``, as a real scheduler that reads its clock after waking
+does). The store is not started, so the jobs it loads carry their next run time as read
+from the database (in UTC under USE_TZ = True), not in the trigger's time zone: the case
+of a scheduler whose time zone is not the trigger's.
+Known bugs are marked ``xfail(strict=True)`` with the reason (BUG_A, BUG_B, BUG_C below).
 """
 
 from datetime import datetime, timedelta, timezone as dt_timezone
@@ -23,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -93,7 +101,8 @@ def apscheduler_fires(trigger, start, end):
 
 def test_windows_are_the_2030_dst_transitions():
     for transition, (start, end) in WINDOWS.items():
-        changes = [t for t in every_hour(start, end) if (t - timedelta(hours=1)).astimezone(LONDON).utcoffset() != t.astimezone(LONDON).utcoffset()]
+        offsets = [(t, t.astimezone(LONDON).utcoffset()) for t in every_hour(start, end)]
+        changes = [t for (_, before), (t, after) in zip(offsets, offsets[1:]) if before != after]
         expected = utc(2030, 3, 31, 1, 0) if transition == "spring" else utc(2030, 10, 27, 1, 0)
         assert changes == [expected]
         assert expected.weekday() == 6 and (expected + timedelta(days=7)).month != expected.month  # last Sunday
@@ -119,11 +128,35 @@ def test_hand_checked_instants_in_local_time():
     assert autumn[2:6] == ["10-27 00:00 BST", "10-27 01:00 BST", "10-27 01:00 GMT", "10-27 02:00 GMT"]
 
 
-def simulate(store, job_id, start, end):
-    """Call get_due_jobs every STEP from start to end; return the fires claimed, as UTC instants."""
+BUG_A_AMBIGUOUS_PREVIOUS_FIRE = (
+    "Bug: claims.due_run_times() lists the first fire of the repeated autumn hour twice when "
+    "get_due_jobs(now) runs exactly at that instant, so bulk_create() of the execution rows hits "
+    "unique_job_executions (IntegrityError) and the whole claim is rolled back. The job's "
+    "next_run_time comes from the database (jobstores._load_job) in UTC / the scheduler's zone, "
+    "not in the trigger's zone; APScheduler's CronTrigger.get_next_fire_time(prev, now == prev) "
+    "then returns prev itself, because PEP 495 makes an inter-zone == False for an ambiguous time."
+)
+BUG_B_NAIVE_REPEATED_HOUR = (
+    "Bug: with USE_TZ=False the two occurrences of a local time in the repeated autumn hour are "
+    "stored as one naive value (timezones.to_db / from_db, unique_job_executions), so one fire is "
+    "lost: SQLite and MariaDB run the BST one and silently skip the GMT one (meanwhile the store "
+    "reports a next run time in the past), PostgreSQL skips the BST one and runs the GMT one."
+)
+BUG_C_GAP_WALL_TIME = (
+    "Bug: with USE_TZ=False, timezones.to_db() stores APScheduler's fire inside the spring gap "
+    "(01:30 with the GMT offset = 02:30 BST) as the non-existent local time 01:30 on SQLite and "
+    "MariaDB: timezone.make_naive() calls value.astimezone(tz), a no-op when the value already "
+    "carries that ZoneInfo. PostgreSQL normalizes it to 02:30."
+)
+
+POLL_OFFSETS = {"poll=+0s": timedelta(0), "poll=+1s": timedelta(seconds=1)}
+
+
+def simulate(store, job_id, start, end, offset):
+    """Call get_due_jobs every STEP (shifted by ``offset``); return the fires claimed, as UTC instants."""
     fires = []
-    now = start
-    while now <= end:
+    now = start + offset
+    while now <= end + offset:
         for job in store.get_due_jobs(now):
             assert job.id == job_id
             fire = job.next_run_time.astimezone(UTC)
@@ -132,22 +165,36 @@ def simulate(store, job_id, start, end):
             # What APScheduler's scheduler runs for this claim: this one fire, once.
             assert [t.astimezone(UTC) for t in job._get_run_times(now)] == [fire], now
             fires.append(fire)
+        # Nothing is left due: the store does not report a next run time it did not run.
+        assert store.get_next_run_time() > now, now
         now += STEP
     return fires
 
 
+def _cases():
+    for transition in ("spring", "autumn"):
+        for kind in ("daily", "hourly"):
+            for use_tz in (True, False):
+                for poll in POLL_OFFSETS:
+                    marks = []
+                    if transition == "autumn" and not use_tz:
+                        marks.append(pytest.mark.xfail(strict=True, reason=BUG_B_NAIVE_REPEATED_HOUR))
+                    elif transition == "autumn" and poll == "poll=+0s":
+                        marks.append(pytest.mark.xfail(strict=True, reason=BUG_A_AMBIGUOUS_PREVIOUS_FIRE))
+                    case_id = f"{transition}-{kind}-USE_TZ={use_tz}-{poll}"
+                    yield pytest.param(transition, kind, use_tz, POLL_OFFSETS[poll], marks=marks, id=case_id)
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("use_tz", [True, False], ids=["USE_TZ=True", "USE_TZ=False"])
-@pytest.mark.parametrize("kind", ["daily", "hourly"])
-@pytest.mark.parametrize("transition", ["spring", "autumn"])
-def test_cron_job_fires_once_at_each_instant_across_dst(transition, kind, use_tz):
+@pytest.mark.parametrize("transition, kind, use_tz, offset", list(_cases()))
+def test_cron_job_fires_once_at_each_instant_across_dst(transition, kind, use_tz, offset):
     start, end = WINDOWS[transition]
     expected = EXPECTED[transition, kind]
     with override_settings(TIME_ZONE="Europe/London", USE_TZ=use_tz):
         trigger = TRIGGERS[kind]()
         store = DjangoJobStore()
         store.add_job(build_job(kind, trigger.get_next_fire_time(None, start), trigger))
-        fires = simulate(store, kind, start, end)
+        fires = simulate(store, kind, start, end, offset)
         next_run_time = store.lookup_job(kind).next_run_time
         stored_next_run_time = DjangoJob.objects.values_list("next_run_time", flat=True).get(pk=kind)
         run_times = list(
@@ -155,18 +202,47 @@ def test_cron_job_fires_once_at_each_instant_across_dst(transition, kind, use_tz
         )
 
     computed, following = apscheduler_fires(trigger, start, end)
+    # Every fire APScheduler computes, once each, at the hand-checked instants.
     assert fires == computed == expected
     assert next_run_time.astimezone(UTC) == following.astimezone(UTC)
     if use_tz:
-        # The execution rows hold the fired instants (aware, compared as instants).
+        # One execution row per fire holding the fired instant (aware, compared as instants).
         assert all(timezone.is_aware(t) for t in run_times)
         assert run_times == expected
         assert stored_next_run_time == following
     else:
-        # Django stores naive local (Europe/London) wall-clock times.
+        # Django stores naive Europe/London wall-clock times; read as Django reads them
+        # (make_aware in TIME_ZONE) they are the fired instants, one row per fire.
         assert all(timezone.is_naive(t) for t in run_times)
-        assert run_times == [t.astimezone(LONDON).replace(tzinfo=None) for t in expected]
+        assert [timezone.make_aware(t, LONDON).astimezone(UTC) for t in run_times] == expected
+        assert timezone.is_naive(stored_next_run_time)
         assert stored_next_run_time == following.astimezone(LONDON).replace(tzinfo=None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fire, wall_time",
+    [
+        (utc(2030, 3, 30, 1, 30), datetime(2030, 3, 30, 1, 30)),  # GMT, the day before
+        (utc(2030, 3, 31, 1, 30), datetime(2030, 3, 31, 2, 30)),  # in the spring gap: 02:30 BST
+        (utc(2030, 4, 1, 0, 30), datetime(2030, 4, 1, 1, 30)),  # BST, the day after
+    ],
+    ids=["before", "gap", "after"],
+)
+def test_use_tz_false_stores_the_local_wall_clock_time(fire, wall_time, request):
+    """Under USE_TZ=False the rows hold the local time at which the fire really happened."""
+    if fire == utc(2030, 3, 31, 1, 30) and connection.vendor != "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=BUG_C_GAP_WALL_TIME))
+    with override_settings(TIME_ZONE="Europe/London", USE_TZ=False):
+        trigger = TRIGGERS["daily"]()
+        computed = trigger.get_next_fire_time(None, fire - timedelta(hours=2))  # as APScheduler hands it over
+        assert computed.astimezone(UTC) == fire
+        store = DjangoJobStore()
+        store.add_job(build_job("daily", computed, trigger))
+        stored_before = DjangoJob.objects.values_list("next_run_time", flat=True).get(pk="daily")
+        assert [job.next_run_time.astimezone(UTC) for job in store.get_due_jobs(fire)] == [fire]
+        run_time = DjangoJobExecution.objects.values_list("run_time", flat=True).get(job_id="daily")
+    assert (stored_before, run_time) == (wall_time, wall_time)
 
 
 # --- the admin's date-time helper ------------------------------------------------------
@@ -204,3 +280,9 @@ def test_execution_run_time_read_back_is_shown_in_london_time(use_tz):
             DjangoJobExecution.objects.create(job_id=name, status=DjangoJobExecution.SUCCESS, run_time=to_db(instant))
         shown = {e.job_id: util.get_local_dt_format(e.run_time) for e in DjangoJobExecution.objects.all()}
     assert shown == {"summer": "2030-07-01 13:00", "winter": "2030-01-15 12:00"}
+
+
+@override_settings(USE_TZ=True, TIME_ZONE="Europe/London")
+def test_get_local_dt_format_default_format_in_london_time():
+    assert util.get_local_dt_format(utc(2030, 7, 1, 12, 0)) == "July 1, 2030, 1:00 p.m."  # BST
+    assert util.get_local_dt_format(utc(2030, 1, 15, 12, 0)) == "Jan. 15, 2030, 12:00 p.m."  # GMT
