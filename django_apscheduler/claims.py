@@ -24,7 +24,7 @@ import logging
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.job import Job
@@ -38,6 +38,9 @@ from .timezones import to_db
 logger = logging.getLogger("django_apscheduler.claims")
 
 
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
 def due_run_times(job: Job, now: datetime) -> list[datetime]:
     """The job's fire times up to ``now``, as APScheduler's scheduler computes them."""
     run_times: list[datetime] = []
@@ -45,6 +48,11 @@ def due_run_times(job: Job, now: datetime) -> list[datetime]:
     while next_time is not None and next_time <= now:
         run_times.append(next_time)
         next_time = job.trigger.get_next_fire_time(next_time, now)
+        if next_time is not None and next_time <= run_times[-1]:
+            # A trigger must move forward; never loop on the same instant.
+            next_time = job.trigger.get_next_fire_time(run_times[-1], run_times[-1] + _ONE_MICROSECOND)
+            if next_time is not None and next_time <= run_times[-1]:
+                break
     return run_times
 
 

@@ -82,6 +82,7 @@ class DjangoJobStore(BaseJobStore):
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
         self._last_claim_empty = False
+        self._contended_streak = 0
         self._replacing = threading.local()
 
     # --- lifecycle -----------------------------------------------------------------
@@ -186,9 +187,17 @@ class DjangoJobStore(BaseJobStore):
             logger.exception("Could not find the next run time; trying again in %ss", _ERROR_RETRY.seconds)
             return utc_now() + _ERROR_RETRY
         if next_run_time is not None and self._last_claim_empty and next_run_time <= utc_now():
-            # Due jobs exist that another scheduler is claiming right now; look again
-            # in a moment instead of spinning on them.
-            next_run_time = utc_now() + _CONTENDED_RETRY
+            # Due jobs exist that this scheduler could not claim (another one is
+            # claiming them right now): look again in a moment instead of spinning,
+            # backing off while it lasts, up to the poll interval.
+            self._contended_streak += 1
+            delay = min(
+                _CONTENDED_RETRY.total_seconds() * 2 ** min(self._contended_streak - 1, 10),
+                float(conf.get("APSCHEDULER_POLL_INTERVAL")),
+            )
+            next_run_time = utc_now() + timedelta(seconds=delay)
+        else:
+            self._contended_streak = 0
         self._planned_wakeup = next_run_time
         return next_run_time
 
@@ -314,7 +323,12 @@ class DjangoJobStore(BaseJobStore):
         state = load_job_state(job_state)
         # The column, not the pickled copy, says when the job runs next: a plain ORM
         # update of DjangoJob.next_run_time is obeyed.
-        state["next_run_time"] = self._as_scheduler_time(from_db(next_run_time))
+        # In the trigger's own time zone, as APScheduler keeps it: in the hour repeated
+        # in autumn, an instant expressed in another zone never compares equal to the
+        # trigger's (PEP 495), and the trigger would hand the same fire out again.
+        trigger_zone = getattr(state.get("trigger"), "timezone", None)
+        value = from_db(next_run_time)
+        state["next_run_time"] = value.astimezone(trigger_zone) if value and trigger_zone else self._as_scheduler_time(value)
         job = Job.__new__(Job)
         job.__setstate__(state)
         _attach(job, self._scheduler, self._alias)

@@ -19,7 +19,9 @@ def to_db(value: datetime | None) -> datetime | None:
     if settings.USE_TZ:
         return value if timezone.is_aware(value) else timezone.make_aware(value)
     if timezone.is_aware(value):
-        return timezone.make_naive(value, timezone.get_default_timezone())
+        # Through UTC: converting a date-time already in the default zone is a no-op,
+        # which would keep a wall time that does not exist (the spring gap).
+        return timezone.make_naive(value.astimezone(dt_timezone.utc), timezone.get_default_timezone())
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 from typing import Any, TypeVar
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -38,7 +38,8 @@ def get_django_internal_datetime(dt: datetime) -> datetime:
     """Convert ``dt`` to what Django stores: aware when ``USE_TZ``, else naive local time."""
     if settings.USE_TZ:
         return dt if timezone.is_aware(dt) else timezone.make_aware(dt)
-    return timezone.make_naive(dt) if timezone.is_aware(dt) else dt
+    # Through UTC, so a wall time in the spring gap becomes the real local time.
+    return timezone.make_naive(dt.astimezone(dt_timezone.utc)) if timezone.is_aware(dt) else dt
 
 
 def get_apscheduler_datetime(dt: datetime, scheduler: BaseScheduler) -> datetime:

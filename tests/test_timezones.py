@@ -22,7 +22,9 @@ second after them (``poll=+1s``, as a real scheduler that reads its clock after 
 does). The store is not started, so the jobs it loads carry their next run time as read
 from the database (in UTC under USE_TZ = True), not in the trigger's time zone: the case
 of a scheduler whose time zone is not the trigger's.
-Known bugs are marked ``xfail(strict=True)`` with the reason (BUG_A, BUG_B, BUG_C below).
+A known limitation is marked ``xfail(strict=True)`` with the reason (BUG_B below): with
+USE_TZ = False, stored times are naive, and the hour repeated in autumn cannot be told
+apart (a system check warns about that configuration).
 """
 
 from datetime import datetime, timedelta, timezone as dt_timezone
@@ -30,7 +32,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -128,25 +129,11 @@ def test_hand_checked_instants_in_local_time():
     assert autumn[2:6] == ["10-27 00:00 BST", "10-27 01:00 BST", "10-27 01:00 GMT", "10-27 02:00 GMT"]
 
 
-BUG_A_AMBIGUOUS_PREVIOUS_FIRE = (
-    "Bug: claims.due_run_times() lists the first fire of the repeated autumn hour twice when "
-    "get_due_jobs(now) runs exactly at that instant, so bulk_create() of the execution rows hits "
-    "unique_job_executions (IntegrityError) and the whole claim is rolled back. The job's "
-    "next_run_time comes from the database (jobstores._load_job) in UTC / the scheduler's zone, "
-    "not in the trigger's zone; APScheduler's CronTrigger.get_next_fire_time(prev, now == prev) "
-    "then returns prev itself, because PEP 495 makes an inter-zone == False for an ambiguous time."
-)
 BUG_B_NAIVE_REPEATED_HOUR = (
-    "Bug: with USE_TZ=False the two occurrences of a local time in the repeated autumn hour are "
-    "stored as one naive value (timezones.to_db / from_db, unique_job_executions), so one fire is "
-    "lost: SQLite and MariaDB run the BST one and silently skip the GMT one (meanwhile the store "
-    "reports a next run time in the past), PostgreSQL skips the BST one and runs the GMT one."
-)
-BUG_C_GAP_WALL_TIME = (
-    "Bug: with USE_TZ=False, timezones.to_db() stores APScheduler's fire inside the spring gap "
-    "(01:30 with the GMT offset = 02:30 BST) as the non-existent local time 01:30 on SQLite and "
-    "MariaDB: timezone.make_naive() calls value.astimezone(tz), a no-op when the value already "
-    "carries that ZoneInfo. PostgreSQL normalizes it to 02:30."
+    "Known limitation: with USE_TZ=False the two occurrences of a local time in the repeated "
+    "autumn hour are stored as one naive value (the database column cannot tell them apart, and "
+    "history is unique on (job, run_time)), so one of the two fires is skipped. A system check "
+    "(django_apscheduler.W001) warns against USE_TZ=False with a daylight-saving TIME_ZONE."
 )
 
 POLL_OFFSETS = {"poll=+0s": timedelta(0), "poll=+1s": timedelta(seconds=1)}
@@ -179,8 +166,6 @@ def _cases():
                     marks = []
                     if transition == "autumn" and not use_tz:
                         marks.append(pytest.mark.xfail(strict=True, reason=BUG_B_NAIVE_REPEATED_HOUR))
-                    elif transition == "autumn" and poll == "poll=+0s":
-                        marks.append(pytest.mark.xfail(strict=True, reason=BUG_A_AMBIGUOUS_PREVIOUS_FIRE))
                     case_id = f"{transition}-{kind}-USE_TZ={use_tz}-{poll}"
                     yield pytest.param(transition, kind, use_tz, POLL_OFFSETS[poll], marks=marks, id=case_id)
 
@@ -231,8 +216,6 @@ def test_cron_job_fires_once_at_each_instant_across_dst(transition, kind, use_tz
 )
 def test_use_tz_false_stores_the_local_wall_clock_time(fire, wall_time, request):
     """Under USE_TZ=False the rows hold the local time at which the fire really happened."""
-    if fire == utc(2030, 3, 31, 1, 30) and connection.vendor != "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BUG_C_GAP_WALL_TIME))
     with override_settings(TIME_ZONE="Europe/London", USE_TZ=False):
         trigger = TRIGGERS["daily"]()
         computed = trigger.get_next_fire_time(None, fire - timedelta(hours=2))  # as APScheduler hands it over
