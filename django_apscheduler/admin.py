@@ -126,16 +126,19 @@ class DjangoJobAdmin(admin.ModelAdmin):
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
     actions = ("run_selected_jobs_now",)
     fieldsets = (
-        (None, {"fields": ("id", "next_run", "last_status", "average_duration", "history")}),
-        (_("Definition"), {"fields": ("function", "trigger", "arguments", "options")}),
-        (_("Health"), {"fields": ("broken", "broken_reason")}),
+        (None, {"fields": ("id", "next_run", "last_status", "average_duration", "executions_link")}),
+        (_("Definition"), {"fields": ("function", "trigger", "arguments", "options", "declared", "history")}),
+        (_("Health"), {"fields": ("broken", "broken_reason", "run_requested_at")}),
     )
     readonly_fields = (
         "id",
         "next_run",
         "last_status",
         "average_duration",
+        "executions_link",
+        "declared",
         "history",
+        "run_requested_at",
         "function",
         "trigger",
         "arguments",
@@ -178,7 +181,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
     # --- change page ---
 
     @admin.display(description=_("history"))
-    def history(self, obj: DjangoJob) -> SafeString:
+    def executions_link(self, obj: DjangoJob) -> SafeString:
         url = reverse("admin:django_apscheduler_djangojobexecution_changelist")
         return format_html('<a href="{}?{}">{}</a>', url, urlencode({"job": obj.id}), gettext("Executions of this job"))
 
@@ -213,6 +216,12 @@ class DjangoJobAdmin(admin.ModelAdmin):
         job_ids = list(queryset.order_by("id").values_list("id", flat=True))
         results = runnow.run_jobs_now(job_ids)
         report_run_results(request, results, self.message_user)
+        if any(result.in_process for result in results):
+            self.message_user(
+                request,
+                gettext("No scheduler is alive, so the jobs ran in this web process."),
+                messages.INFO,
+            )
 
 
 def describe_job_state(job_state: bytes) -> dict[str, str]:

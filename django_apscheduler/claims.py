@@ -24,16 +24,17 @@ import logging
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.job import Job
+from apscheduler.triggers.date import DateTrigger
 from django.db import connection
 from django.db.models import Count, Q
 
 from .database import supports_skip_locked, write_transaction
 from .models import DjangoJob, DjangoJobExecution
-from .timezones import to_db
+from .timezones import from_db, to_db
 
 logger = logging.getLogger("django_apscheduler.claims")
 
@@ -64,6 +65,10 @@ class Claim:
     run_times: list[datetime]
     next_run_time: datetime | None
     keep_successes: bool = True
+    # An extra run someone requested (admin, `apscheduler run`): the job handed to
+    # the scheduler is an in-memory copy with a one-off trigger; the stored schedule
+    # is not touched, and the scheduler's follow-up removal of that copy is skipped.
+    run_now: bool = False
 
 
 @dataclass
@@ -99,6 +104,7 @@ class _Candidate:
     run_times: list[datetime]
     next_run_time: datetime | None
     keep_successes: bool
+    run_now: bool = False
 
 
 JobLoader = Callable[[str, datetime | None, bytes], Job]
@@ -116,14 +122,18 @@ def claim_due_jobs(
     """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run."""
     with write_transaction():
         candidates = _lock_due_jobs(now, limit, load_job, on_broken_job)
-        if not candidates:
+        claimed = []
+        if candidates:
+            _skip_fires_already_recorded(candidates)
+            claimed = _advance_schedules(candidates)
+        busy = {c.job_id for c in candidates}
+        claimed += _take_run_requests(now, limit - len(candidates), busy, load_job, on_broken_job)
+        if not claimed:
             return []
-        _skip_fires_already_recorded(candidates)
-        claimed = _advance_schedules(candidates)
         refused = _over_cluster_max_instances(claimed, scheduler_id)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
-        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes)
+        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now)
         for c in claimed
         if c.run_times and c.job_id not in refused
     ]
@@ -149,6 +159,47 @@ def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job
             run_times = run_times[-1:]
         keep_successes = history != DjangoJob.HISTORY_FAILURES
         candidates.append(_Candidate(job_id, stored_next_run_time, job, run_times, next_run_time, keep_successes))
+    return candidates
+
+
+def _take_run_requests(
+    now: datetime, limit: int, busy: set[str], load_job: JobLoader, on_broken_job: BrokenJobHandler
+) -> list[_Candidate]:
+    """Claim requested extra runs ("run now"), leaving the jobs' schedules alone.
+
+    A job that is also due in this claim keeps its request for the next round, so
+    one claim never holds two fires of one job.
+    """
+    if limit <= 0:
+        return []
+    requested = (
+        DjangoJob.objects.filter(broken=False, run_requested_at__lte=to_db(now))
+        .exclude(pk__in=busy)
+        .order_by("run_requested_at", "id")
+    )
+    if supports_skip_locked():
+        requested = requested.select_for_update(skip_locked=True)
+    candidates = []
+    for job_id, requested_at, job_state, history in requested.values_list(
+        "id", "run_requested_at", "job_state", "history"
+    )[:limit]:
+        try:
+            job = load_job(job_id, None, bytes(job_state))
+        except Exception as error:
+            on_broken_job(job_id, error)
+            continue
+        run_time = from_db(requested_at).astimezone(timezone.utc)
+        # The copy runs once at the requested instant, however late it is picked up.
+        job.trigger = DateTrigger(run_date=run_time, timezone=timezone.utc)
+        job.next_run_time = run_time
+        job.misfire_grace_time = None
+        keep_successes = history != DjangoJob.HISTORY_FAILURES
+        candidates.append(_Candidate(job_id, requested_at, job, [run_time], None, keep_successes, run_now=True))
+    for candidate in candidates:
+        # Compare-and-set: a newer request made meanwhile stays pending.
+        DjangoJob.objects.filter(pk=candidate.job_id, run_requested_at=candidate.stored_next_run_time).update(
+            run_requested_at=None
+        )
     return candidates
 
 

@@ -43,6 +43,12 @@ def is_alive(instance: SchedulerInstance, now: datetime | None = None) -> bool:
     return instance.last_heartbeat >= now - timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
 
 
+def alive_schedulers():
+    """Schedulers that are running now, by the same rule as ``is_alive``."""
+    cutoff = utc_now() - timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+    return SchedulerInstance.objects.filter(stopped=None, last_heartbeat__gte=cutoff)
+
+
 def register_scheduler() -> SchedulerInstance:
     now = utc_now()
     instance = run_with_retry(

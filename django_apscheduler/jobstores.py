@@ -164,7 +164,10 @@ class DjangoJobStore(BaseJobStore):
         self._last_claim_empty = not claims
         jobs = []
         for claim in claims:
-            if claim.next_run_time is None:
+            if claim.next_run_time is None or claim.run_now:
+                # The scheduler will ask to remove the job after this fire: a finished
+                # date job is already deleted, and a run-now copy must not remove the
+                # stored job.
                 self._claimed.finished.add(claim.job.id)
             else:
                 self._claimed.next_run_times[claim.job.id] = claim.next_run_time
@@ -202,13 +205,19 @@ class DjangoJobStore(BaseJobStore):
         return next_run_time
 
     def _earliest_next_run_time(self) -> datetime | None:
-        earliest = (
-            DjangoJob.objects.filter(broken=False, next_run_time__isnull=False)
-            .order_by("next_run_time")
-            .values_list("next_run_time", flat=True)
+        """The earliest scheduled fire or pending run request (two index-only lookups)."""
+        candidates = [self._earliest("next_run_time"), self._earliest("run_requested_at")]
+        earliest = min((c for c in candidates if c is not None), default=None)
+        return self._as_scheduler_time(from_db(earliest))
+
+    @staticmethod
+    def _earliest(column: str) -> datetime | None:
+        return (
+            DjangoJob.objects.filter(broken=False, **{f"{column}__isnull": False})
+            .order_by(column)
+            .values_list(column, flat=True)
             .first()
         )
-        return self._as_scheduler_time(from_db(earliest))
 
     # --- the rest of the job store contract ------------------------------------------
 

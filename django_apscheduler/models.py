@@ -36,6 +36,12 @@ class DjangoJob(models.Model):
         help_text=_("The job's function or arguments could not be loaded; it does not run until they can."),
     )
     broken_reason = models.TextField(blank=True, default="", help_text=_("Why the job could not be loaded."))
+    run_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("Someone asked for one extra run now (admin or `apscheduler run`); a live scheduler takes it."),
+    )
     declared = models.BooleanField(
         default=False, help_text=_("Declared in code with @job (in an app's jobs.py) rather than added at run time.")
     )

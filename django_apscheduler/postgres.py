@@ -49,6 +49,34 @@ CREATE TRIGGER django_apscheduler_job_due_sooner
     EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
 """
 
+# Version 2 (migration 0013): a run requested with `run_requested_at` wakes schedulers too.
+CREATE_TRIGGERS_V2_SQL = f"""
+CREATE OR REPLACE FUNCTION django_apscheduler_notify_due_sooner() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', extract(epoch from LEAST(NEW.next_run_time, NEW.run_requested_at))::text);
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS django_apscheduler_job_added ON {_JOB_TABLE};
+CREATE TRIGGER django_apscheduler_job_added
+    AFTER INSERT ON {_JOB_TABLE}
+    FOR EACH ROW WHEN (NEW.next_run_time IS NOT NULL OR NEW.run_requested_at IS NOT NULL)
+    EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
+
+DROP TRIGGER IF EXISTS django_apscheduler_job_due_sooner ON {_JOB_TABLE};
+CREATE TRIGGER django_apscheduler_job_due_sooner
+    AFTER UPDATE ON {_JOB_TABLE}
+    FOR EACH ROW WHEN (
+        (
+            NEW.next_run_time IS NOT NULL
+            AND (OLD.next_run_time IS NULL OR NEW.next_run_time < OLD.next_run_time OR OLD.broken AND NOT NEW.broken)
+        )
+        OR (NEW.run_requested_at IS NOT NULL AND NEW.run_requested_at IS DISTINCT FROM OLD.run_requested_at)
+    )
+    EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
+"""
+
 DROP_TRIGGERS_SQL = f"""
 DROP TRIGGER IF EXISTS django_apscheduler_job_added ON {_JOB_TABLE};
 DROP TRIGGER IF EXISTS django_apscheduler_job_due_sooner ON {_JOB_TABLE};
@@ -76,6 +104,12 @@ def install_triggers(apps: object, schema_editor: object) -> None:
     """Migration step: create the notification triggers (PostgreSQL only)."""
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(CREATE_TRIGGERS_SQL)
+
+
+def install_triggers_v2(apps: object, schema_editor: object) -> None:
+    """Migration step (0013): triggers that also announce run requests."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE_TRIGGERS_V2_SQL)
 
 
 def remove_triggers(apps: object, schema_editor: object) -> None:

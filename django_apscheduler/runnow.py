@@ -3,8 +3,13 @@
 Used by the admin's "run selected jobs now" action and the ``apscheduler run``
 command. Each requested run is an extra fire recorded like any other (one
 execution row at the moment it was requested); the job's next run time is not
-changed. The jobs run in a short-lived scheduler of this process, and the caller
-waits for their results up to a timeout.
+changed, and the caller waits for the results up to a timeout.
+
+When a scheduler is alive, the run is handed to it: the job's ``run_requested_at``
+is set, and a scheduler claims it like a due fire (at once on PostgreSQL, within
+the poll interval elsewhere), so a web worker never executes the job itself. When
+no scheduler is alive, the jobs run in a short-lived scheduler of this process, as
+django-apscheduler 0.7 did, and the results say so.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from django.conf import settings
 from . import conf
 from .history import wait_for_results
 from .jobstores import DjangoJobStore, DjangoMemoryJobStore
-from .models import DjangoJobExecution
+from .heartbeat import alive_schedulers
+from .models import DjangoJob, DjangoJobExecution
 from .timezones import to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.runnow")
 
 RUN_NOW_ALIAS = "django_apscheduler_run_now"
+_NOT_RUNNABLE = "no such job, or it cannot be loaded (see its broken flag)"
 
 
 @dataclass
@@ -34,6 +41,7 @@ class RunResult:
     run_time: datetime
     execution: DjangoJobExecution | None
     error: str = ""  # set when the job could not even be started
+    in_process: bool = False  # run here because no scheduler was alive
 
     @property
     def finished(self) -> bool:
@@ -48,6 +56,33 @@ def run_jobs_now(job_ids: list[str], timeout: float | None = None) -> list[RunRe
     """Run each job once now; wait up to ``timeout`` seconds (default: the setting) for results."""
     if timeout is None:
         timeout = float(conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"))
+    if alive_schedulers().exists():
+        return _hand_to_scheduler(job_ids, timeout)
+    return _run_in_process(job_ids, timeout)
+
+
+def _hand_to_scheduler(job_ids: list[str], timeout: float) -> list[RunResult]:
+    results = []
+    for job_id in job_ids:
+        run_time = utc_now()
+        if DjangoJob.objects.filter(pk=job_id, broken=False).update(run_requested_at=to_db(run_time)):
+            logger.info("Run of job %r requested from a live scheduler", job_id)
+            results.append(RunResult(job_id, run_time, None))
+        else:
+            results.append(RunResult(job_id, run_time, None, error=_NOT_RUNNABLE))
+    _collect(results, timeout)
+    return results
+
+
+def _collect(results: list[RunResult], timeout: float) -> None:
+    pending = [(r.job_id, to_db(r.run_time)) for r in results if not r.error]
+    outcomes = wait_for_results(pending, timeout)
+    for result in results:
+        if not result.error:
+            result.execution = outcomes.get((result.job_id, to_db(result.run_time)))
+
+
+def _run_in_process(job_ids: list[str], timeout: float) -> list[RunResult]:
     store = DjangoJobStore()
     scheduler = BackgroundScheduler(timezone=settings.TIME_ZONE if settings.USE_TZ else None)
     scheduler.add_jobstore(DjangoMemoryJobStore(), RUN_NOW_ALIAS)
@@ -56,11 +91,7 @@ def run_jobs_now(job_ids: list[str], timeout: float | None = None) -> list[RunRe
     try:
         for job_id in job_ids:
             results.append(_submit(scheduler, store, job_id))
-        pending = [(r.job_id, to_db(r.run_time)) for r in results if not r.error]
-        outcomes = wait_for_results(pending, timeout)
-        for result in results:
-            if not result.error:
-                result.execution = outcomes.get((result.job_id, to_db(result.run_time)))
+        _collect(results, timeout)
     finally:
         # Do not make the caller wait for jobs still running after the timeout: they
         # finish, and their results are recorded, while it reports them as pending.
@@ -75,7 +106,7 @@ def _submit(scheduler: BackgroundScheduler, store: DjangoJobStore, job_id: str) 
     run_time = utc_now()
     job = store.lookup_job(job_id)
     if job is None:
-        return RunResult(job_id, run_time, None, error="no such job, or it cannot be loaded (see its broken flag)")
+        return RunResult(job_id, run_time, None, error=_NOT_RUNNABLE, in_process=True)
     scheduler.add_job(
         job.func,
         trigger="date",
@@ -88,6 +119,6 @@ def _submit(scheduler: BackgroundScheduler, store: DjangoJobStore, job_id: str) 
         misfire_grace_time=None,
         replace_existing=True,
     )
-    logger.info("Running job %r now, outside its schedule", job_id)
-    return RunResult(job_id, run_time, None)
+    logger.info("Running job %r now in this process: no scheduler is alive", job_id)
+    return RunResult(job_id, run_time, None, in_process=True)
 

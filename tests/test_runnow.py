@@ -1,0 +1,65 @@
+"""Run now: handed to a live scheduler, schedule untouched; in-process when none is alive."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from django_apscheduler.models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from django_apscheduler.runnow import run_jobs_now
+from tests import jobfuncs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NEXT_WEEK = datetime.now(timezone.utc) + timedelta(days=7)
+
+
+@pytest.fixture
+def live_scheduler(scheduler_factory):
+    scheduler = scheduler_factory()
+    scheduler.start()
+    return scheduler
+
+
+def test_a_live_scheduler_runs_it_and_the_schedule_stays(live_scheduler):
+    live_scheduler.add_job(jobfuncs.noop, "interval", days=7, next_run_time=NEXT_WEEK, id="weekly")
+    live_scheduler.add_job(jobfuncs.noop, "date", run_date=NEXT_WEEK, id="one-off")
+    live_scheduler.add_job(jobfuncs.noop, "interval", hours=1, id="resting")
+    live_scheduler.pause_job("resting")
+
+    results = run_jobs_now(["weekly", "one-off", "resting"], timeout=15)
+
+    (instance,) = SchedulerInstance.objects.filter(stopped=None)
+    for result in results:
+        assert not result.in_process
+        assert result.execution.status == DjangoJobExecution.SUCCESS, result.job_id
+        assert result.execution.scheduler_id == instance.pk  # the scheduler ran it, not this process
+    assert DjangoJob.objects.get(pk="weekly").next_run_time == NEXT_WEEK
+    assert DjangoJob.objects.get(pk="one-off").next_run_time == NEXT_WEEK  # not consumed
+    assert DjangoJob.objects.get(pk="resting").next_run_time is None  # still paused
+    assert not DjangoJob.objects.exclude(run_requested_at=None).exists()
+
+
+def test_errors_come_back_from_the_scheduler(live_scheduler):
+    live_scheduler.add_job(jobfuncs.fail_with, "date", run_date=NEXT_WEEK, args=["nope"], id="failing")
+    (result,) = run_jobs_now(["failing"], timeout=15)
+    assert result.execution.status == DjangoJobExecution.ERROR
+    assert result.execution.exception == "ValueError: nope"
+
+
+def test_unknown_or_broken_jobs_are_not_requested(live_scheduler):
+    live_scheduler.add_job(jobfuncs.noop, "date", run_date=NEXT_WEEK, id="broken-one")
+    DjangoJob.objects.filter(pk="broken-one").update(broken=True)
+    results = run_jobs_now(["ghost", "broken-one"], timeout=2)
+    assert all(result.error for result in results)
+    assert not DjangoJob.objects.exclude(run_requested_at=None).exists()
+
+
+def test_without_a_live_scheduler_it_runs_in_process(scheduler_factory):
+    scheduler = scheduler_factory()
+    scheduler.start(paused=True)
+    scheduler.add_job(jobfuncs.noop, "date", run_date=NEXT_WEEK, id="lonely")
+    scheduler.shutdown()  # no scheduler alive any more
+    (result,) = run_jobs_now(["lonely"], timeout=10)
+    assert result.in_process
+    assert result.execution.status == DjangoJobExecution.SUCCESS
+    assert DjangoJob.objects.get(pk="lonely").next_run_time == NEXT_WEEK
