@@ -25,15 +25,16 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.db.models import Avg, F, OuterRef, QuerySet, Subquery
+from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 from django.utils.translation import gettext, gettext_lazy as _
 
-from . import conf, runnow
+from . import conf, operations, runnow
+from .describe import describe_trigger
 from .claims import load_job_state
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import to_db
@@ -108,7 +109,15 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
         .annotate(average=Avg("duration"))
         .values("average")
     )
-    return queryset.annotate(last_status=Subquery(latest_status), average_duration=Subquery(average_duration))
+    finished = executions.filter(status__in=DjangoJobExecution.FINAL_STATUSES).order_by().values("job_id")
+    finished_count = finished.annotate(n=Count("id")).values("n")
+    success_count = finished.filter(status=DjangoJobExecution.SUCCESS).annotate(n=Count("id")).values("n")
+    return queryset.annotate(
+        last_status=Subquery(latest_status),
+        average_duration=Subquery(average_duration),
+        finished_runs=Subquery(finished_count),
+        successful_runs=Subquery(success_count),
+    )
 
 
 class DjangoJobAdmin(admin.ModelAdmin):
@@ -119,12 +128,12 @@ class DjangoJobAdmin(admin.ModelAdmin):
     hand edit could only break.
     """
 
-    list_display = ("id", "next_run", "last_status", "average_duration", "broken")
-    list_filter = ("broken",)
+    list_display = ("id", "trigger_words", "next_run", "last_status", "success_rate", "average_duration", "broken")
+    list_filter = ("broken", "declared")
     search_fields = ("id",)
     # Soonest first and paused jobs (no next run) last, the same on every database.
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
-    actions = ("run_selected_jobs_now",)
+    actions = ("run_selected_jobs_now", "pause_selected_jobs", "resume_selected_jobs")
     fieldsets = (
         (None, {"fields": ("id", "next_run", "last_status", "average_duration", "executions_link")}),
         (_("Definition"), {"fields": ("function", "trigger", "arguments", "options", "declared", "history")}),
@@ -148,9 +157,9 @@ class DjangoJobAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DjangoJob]:
-        # The pickled state can be large and the list never needs it; the change
-        # page loads it once, on demand, when it describes the job's definition.
-        return annotate_job_summary(super().get_queryset(request).defer("job_state"))
+        # The list needs the pickled state for the trigger in words: it is loaded
+        # with the page's rows (one query), never per row.
+        return annotate_job_summary(super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -159,7 +168,11 @@ class DjangoJobAdmin(admin.ModelAdmin):
         return False
 
     def has_run_permission(self, request: HttpRequest) -> bool:
-        """Running a job now changes the world like an edit would: it needs "change"."""
+        """Running a job now has real effects: it needs its own "Can run jobs now" permission."""
+        return request.user.has_perm("django_apscheduler.run_djangojob")
+
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        """Pausing and resuming change the schedule: Django's "change job" permission."""
         return request.user.has_perm(_change_permission_codename(DjangoJob))
 
     # --- columns ---
@@ -169,6 +182,20 @@ class DjangoJobAdmin(admin.ModelAdmin):
         if obj.next_run_time is None:
             return gettext("paused")
         return get_local_dt_format(obj.next_run_time)
+
+    @admin.display(description=_("trigger"))
+    def trigger_words(self, obj: DjangoJob) -> str:
+        try:
+            return describe_trigger(load_job_state(bytes(obj.job_state))["trigger"])
+        except Exception:  # user code that cannot be imported: the broken flag says why
+            return "-"
+
+    @admin.display(description=_("success rate"), ordering="successful_runs")
+    def success_rate(self, obj: DjangoJob) -> str | None:
+        finished = getattr(obj, "finished_runs", None)
+        if not finished:
+            return None
+        return f"{100 * (getattr(obj, 'successful_runs', None) or 0) / finished:.0f}% of {finished}"
 
     @admin.display(description=_("last status"), ordering="last_status")
     def last_status(self, obj: DjangoJob) -> SafeString | None:
@@ -211,12 +238,36 @@ class DjangoJobAdmin(admin.ModelAdmin):
 
     # --- actions ---
 
+    @admin.action(description=_("Pause selected jobs"), permissions=["pause"])
+    def pause_selected_jobs(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
+        job_ids = sorted(queryset.values_list("id", flat=True))
+        for job_id in job_ids:
+            operations.pause_job(job_id)
+        self.message_user(request, gettext("Paused: %(jobs)s.") % {"jobs": ", ".join(job_ids)}, messages.SUCCESS)
+
+    @admin.action(description=_("Resume selected jobs"), permissions=["pause"])
+    def resume_selected_jobs(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
+        for job_id in sorted(queryset.values_list("id", flat=True)):
+            try:
+                next_run_time = operations.resume_job(job_id)
+            except (operations.UnknownJob, ValueError) as error:
+                self.message_user(request, str(error), messages.ERROR)
+                continue
+            if next_run_time is None:
+                text = gettext("Job “%(job)s” had no further run time and was removed.") % {"job": job_id}
+            else:
+                text = gettext("Job “%(job)s” resumed; next run %(when)s.") % {
+                    "job": job_id,
+                    "when": get_local_dt_format(next_run_time),
+                }
+            self.message_user(request, text, messages.SUCCESS)
+
     @admin.action(description=_("Run selected jobs now"), permissions=["run"])
     def run_selected_jobs_now(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
         job_ids = list(queryset.order_by("id").values_list("id", flat=True))
         results = runnow.run_jobs_now(job_ids)
         report_run_results(request, results, self.message_user)
-        if any(result.in_process for result in results):
+        if any(result.in_process for result in results):  # say where it ran
             self.message_user(
                 request,
                 gettext("No scheduler is alive, so the jobs ran in this web process."),
@@ -266,13 +317,17 @@ def report_run_results(
         level, text = describe_run_result(result)
         message_user(request, text, level)
     if pending:
+        executions_url = reverse("admin:django_apscheduler_djangojobexecution_changelist")
+        links = format_html_join(
+            ", ", '<a href="{}?{}">{}</a>', ((executions_url, urlencode({"job": job_id}), job_id) for job_id in pending)
+        )
         message_user(
             request,
-            gettext(
-                "Not finished within %(timeout)s seconds, still pending: %(jobs)s. "
-                "Their results will appear in the job executions list."
-            )
-            % {"timeout": conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"), "jobs": ", ".join(pending)},
+            format_html(
+                gettext("Not finished within {} seconds, still running: {}. Their results will appear there."),
+                conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"),
+                links,
+            ),
             messages.WARNING,
         )
 
@@ -440,10 +495,23 @@ class SchedulerInstanceAdmin(admin.ModelAdmin):
     the row first would leave them "Started execution" for ever.
     """
 
-    list_display = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
+    list_display = (
+        "host",
+        "pid",
+        "version",
+        "started_column",
+        "heartbeat_column",
+        "stopped_column",
+        "alive",
+        "running",
+    )
     search_fields = ("host",)
     fields = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SchedulerInstance]:
+        running = Count("executions", filter=Q(executions__status=DjangoJobExecution.SENT))
+        return super().get_queryset(request).annotate(running_count=running)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -453,6 +521,11 @@ class SchedulerInstanceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: SchedulerInstance | None = None) -> bool:
         return False
+
+    @admin.display(description=_("running"), ordering="running_count")
+    def running(self, obj: SchedulerInstance) -> int:
+        """Fires it claimed that have not finished (jobs running now, or lost if it died)."""
+        return getattr(obj, "running_count", 0)
 
     @admin.display(description=_("started"), ordering="started")
     def started_column(self, obj: SchedulerInstance) -> str | None:

@@ -59,6 +59,7 @@ class DjangoJob(models.Model):
         ordering = ("next_run_time",)
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
+        permissions = [("run_djangojob", _("Can run jobs now"))]
 
     def __str__(self) -> str:
         if self.next_run_time is None:

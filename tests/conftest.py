@@ -49,3 +49,14 @@ def subprocess_env(transactional_db):
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHON"] = sys.executable
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_thread_connections(django_db_setup):
+    """Before the test database is dropped, free the connections of finished scheduler threads.
+
+    A thread's Django connection sits in reference cycles after the thread ends;
+    PostgreSQL refuses to drop a database while any of them is still open.
+    """
+    yield
+    gc.collect()

@@ -176,7 +176,8 @@ def test_job_list_sorts_by_every_column(admin_client):
     add_execution("b", DjangoJobExecution.SUCCESS, duration=Decimal("1.00"))
 
     assert listed_in_order(admin_client.get(JOBS_URL)) == ["b", "a"]  # paused last by default
-    for column, ascending in [(2, ["b", "a"]), (3, ["a", "b"]), (4, ["b", "a"])]:
+    # Columns: id, trigger, next run, last status, success rate, average duration.
+    for column, ascending in [(3, ["b", "a"]), (4, ["a", "b"]), (6, ["b", "a"])]:
         response = admin_client.get(JOBS_URL, {"o": str(column)})
         assert listed_in_order(response) == ascending, column
 
@@ -541,3 +542,74 @@ def test_schedulers_are_read_only(admin_client):
     delete_url = reverse("admin:django_apscheduler_schedulerinstance_delete", args=[instance.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     assert SchedulerInstance.objects.filter(pk=instance.pk, host="web-1").exists()
+
+
+# --- control-panel actions and columns ----------------------------------------------------
+
+
+def job_action(client, action, *job_ids):
+    return client.post(JOBS_URL, {"action": action, "_selected_action": list(job_ids)}, follow=True)
+
+
+@pytest.mark.django_db
+def test_list_shows_trigger_in_words_and_success_rate(admin_client):
+    store_job("hourly")
+    for status in (DjangoJobExecution.SUCCESS, DjangoJobExecution.SUCCESS, DjangoJobExecution.SUCCESS):
+        add_execution("hourly", status, ago=timedelta(hours=len(DjangoJobExecution.objects.all()) + 1))
+    add_execution("hourly", DjangoJobExecution.ERROR, ago=timedelta(minutes=5))
+    row = row_containing(admin_client.get(JOBS_URL).content.decode(), "hourly")
+    assert "Every hour" in row
+    assert "75% of 4" in row
+
+
+@pytest.mark.django_db
+def test_pause_and_resume_actions(admin_client):
+    store_job("a")
+    store_job("b")
+    response = job_action(admin_client, "pause_selected_jobs", "a", "b")
+    assert ("success", "Paused: a, b.") in page_messages(response)
+    assert set(DjangoJob.objects.values_list("next_run_time", flat=True)) == {None}
+    response = job_action(admin_client, "resume_selected_jobs", "a")
+    assert any("resumed" in text for _level, text in page_messages(response))
+    assert DjangoJob.objects.get(pk="a").next_run_time is not None
+    assert DjangoJob.objects.get(pk="b").next_run_time is None
+
+
+@pytest.mark.django_db
+def test_view_only_staff_see_jobs_but_cannot_act(client):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_djangojob"))
+    client.force_login(viewer)
+    store_job("guarded")
+    page = client.get(JOBS_URL)
+    assert page.status_code == 200 and "guarded" in page.content.decode()
+    form = page.context["action_form"]
+    actions = dict(form.fields["action"].choices) if form else {}
+    assert not {"run_selected_jobs_now", "pause_selected_jobs", "resume_selected_jobs"} & set(actions)
+    job_action(client, "pause_selected_jobs", "guarded")
+    assert DjangoJob.objects.get(pk="guarded").next_run_time is not None
+
+
+@pytest.mark.django_db
+def test_running_needs_its_own_permission(client):
+    editor = User.objects.create_user("editor", password="pw", is_staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_djangojob", "change_djangojob"]))
+    client.force_login(editor)
+    store_job("guarded")
+    actions = dict(client.get(JOBS_URL).context["action_form"].fields["action"].choices)
+    assert "pause_selected_jobs" in actions and "run_selected_jobs_now" not in actions
+    editor.user_permissions.add(Permission.objects.get(codename="run_djangojob"))
+    editor = User.objects.get(pk=editor.pk)  # fresh permission cache
+    client.force_login(editor)
+    actions = dict(client.get(JOBS_URL).context["action_form"].fields["action"].choices)
+    assert "run_selected_jobs_now" in actions
+
+
+@pytest.mark.django_db
+def test_schedulers_page_counts_running_executions(admin_client):
+    now = dj_timezone.now()
+    busy = SchedulerInstance.objects.create(host="busy-host", pid=7, started=now, last_heartbeat=now)
+    DjangoJobExecution.objects.create(job_id="x", run_time=now, status=DjangoJobExecution.SENT, scheduler=busy)
+    DjangoJobExecution.objects.create(job_id="y", run_time=now, status=DjangoJobExecution.SUCCESS, scheduler=busy)
+    row = row_containing(admin_client.get(SCHEDULERS_URL).content.decode(), "busy-host")
+    assert re.search(r'<td class="field-running">1</td>', row), row

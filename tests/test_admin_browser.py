@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 
 from django_apscheduler.models import DjangoJobExecution
 from tests import jobfuncs
@@ -61,7 +62,9 @@ def browser_page(monkeypatch):
         browser.close()
 
 
-def test_watch_jobs_and_run_one_now(live_server, browser_page, scheduler_factory):
+def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page):
+    # scheduler_factory before browser_page: the scheduler is shut down after the
+    # browser's event loop has ended, on this thread's own database connection.
     page = browser_page
     User.objects.create_superuser("admin", "admin@example.com", "secret-pass")
     scheduler = scheduler_factory()
@@ -115,3 +118,6 @@ def test_watch_jobs_and_run_one_now(live_server, browser_page, scheduler_factory
     # Its schedule is untouched: still the next 03:00.
     assert scheduler.get_job("nightly").next_run_time.hour == 3
     assert page.dialogs == []
+    # The ORM calls above ran inside Playwright's event loop, on a connection of
+    # their own (Django keeps one per async context): close it.
+    connections.close_all()
