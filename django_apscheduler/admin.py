@@ -26,7 +26,12 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
-from django.http import HttpRequest
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -35,6 +40,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from . import conf, operations, runnow
 from .describe import describe_trigger
+from .forms import ScheduleForm
 from .claims import load_job_state
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import to_db
@@ -135,7 +141,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
     actions = ("run_selected_jobs_now", "pause_selected_jobs", "resume_selected_jobs")
     fieldsets = (
-        (None, {"fields": ("id", "next_run", "last_status", "average_duration", "executions_link")}),
+        (None, {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration", "executions_link")}),
         (_("Definition"), {"fields": ("function", "trigger", "arguments", "options", "declared", "history")}),
         (_("Health"), {"fields": ("broken", "broken_reason", "run_requested_at")}),
     )
@@ -145,6 +151,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         "last_status",
         "average_duration",
         "executions_link",
+        "schedule_link",
         "declared",
         "history",
         "run_requested_at",
@@ -155,6 +162,56 @@ class DjangoJobAdmin(admin.ModelAdmin):
         "broken",
         "broken_reason",
     )
+
+    def get_urls(self) -> list:
+        edit = self.admin_site.admin_view(self.schedule_view)
+        return [path("<path:object_id>/schedule/", edit, name="django_apscheduler_djangojob_schedule")] + super().get_urls()
+
+    def schedule_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Edit a job's trigger and main options; running schedulers obey the change live."""
+        if not self.has_pause_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        try:
+            state = load_job_state(bytes(job.job_state))
+        except Exception:
+            self.message_user(request, gettext("This job cannot be loaded, so its schedule cannot be edited."), messages.ERROR)
+            return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
+        form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(state))
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            next_run_time = operations.reschedule(
+                job.pk,
+                data["trigger"],
+                max_instances=data["max_instances"],
+                coalesce=data["coalesce"],
+                misfire_grace_time=data["misfire_grace_time"],
+            )
+            when = get_local_dt_format(next_run_time) if next_run_time else gettext("paused (resume it to apply)")
+            self.message_user(
+                request,
+                gettext("Schedule of “%(job)s” changed: %(trigger)s; next run %(when)s.")
+                % {"job": job.pk, "trigger": describe_trigger(data["trigger"]), "when": when},
+                messages.SUCCESS,
+            )
+            return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "job": job,
+            "form": form,
+            "title": gettext("Edit the schedule of %(job)s") % {"job": job.pk},
+            "current": describe_trigger(state.get("trigger")),
+            "next_run": self.next_run(job),
+        }
+        return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
+
+    @admin.display(description=_("schedule"))
+    def schedule_link(self, obj: DjangoJob) -> SafeString:
+        url = reverse("admin:django_apscheduler_djangojob_schedule", args=[quote(obj.pk)])
+        return format_html('<a href="{}">{}</a>', url, gettext("Edit schedule"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DjangoJob]:
         # The list needs the pickled state for the trigger in words: it is loaded

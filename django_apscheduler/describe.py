@@ -70,7 +70,7 @@ def _describe_cron(trigger: CronTrigger) -> str:
             fields["hour"],
             fields["day"],
             fields["month"],
-            _crontab_day_of_week(fields["day_of_week"]),
+            apscheduler_weekdays_as_names(fields["day_of_week"]),
         ]
     )
     options = Options()
@@ -79,6 +79,6 @@ def _describe_cron(trigger: CronTrigger) -> str:
     return get_description(line, options)
 
 
-def _crontab_day_of_week(expression: str) -> str:
+def apscheduler_weekdays_as_names(expression: str) -> str:
     """APScheduler counts weekdays from Monday = 0; crontab from Sunday = 0. Use names."""
     return re.sub(r"(?<!/)\d+", lambda match: _DAY_NAMES[int(match.group()) % 7], expression).upper()

@@ -8,6 +8,8 @@ resuming write the ``next_run_time`` column, which running schedulers obey live
 from __future__ import annotations
 
 import math
+import pickle
+from typing import Any
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -96,3 +98,31 @@ def require_jobs(job_ids: list[str]) -> None:
     for job_id in job_ids:
         if job_id not in known:
             raise UnknownJob(job_id)
+
+
+def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool, misfire_grace_time: int | None) -> datetime | None:
+    """Give a stored job a new trigger and options; return its new next run time.
+
+    A paused job stays paused (None is returned): resuming it applies the new
+    trigger. Running schedulers obey the change live (the column is the truth).
+    """
+    row = DjangoJob.objects.filter(pk=job_id).values_list("next_run_time", "job_state").first()
+    if row is None:
+        raise UnknownJob(job_id)
+    try:
+        state = load_job_state(bytes(row[1]))
+    except Exception as error:
+        raise ValueError(f"Job {job_id!r} cannot be loaded ({error}); fix its code first.") from None
+    paused = row[0] is None
+    next_run_time = None if paused else trigger.get_next_fire_time(None, datetime.now(timezone.utc))
+    state.update(
+        trigger=trigger,
+        max_instances=max_instances,
+        coalesce=coalesce,
+        misfire_grace_time=misfire_grace_time,
+        next_run_time=next_run_time,
+    )
+    DjangoJob.objects.filter(pk=job_id).update(
+        job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL), next_run_time=to_db(next_run_time)
+    )
+    return next_run_time

@@ -1,0 +1,172 @@
+"""The admin's schedule editor: a trigger (cron, interval or date) and the main job options.
+
+Every mistake is reported on the field that holds it: a crontab line APScheduler
+cannot read, an interval that is not a positive number, a date in the past.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .describe import apscheduler_weekdays_as_names
+
+UNITS = [
+    ("seconds", _("seconds")),
+    ("minutes", _("minutes")),
+    ("hours", _("hours")),
+    ("days", _("days")),
+    ("weeks", _("weeks")),
+]
+
+
+class ScheduleForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=_("Trigger"),
+        choices=[("cron", _("Cron (a crontab line)")), ("interval", _("Interval")), ("date", _("Once, at a date"))],
+        widget=forms.RadioSelect,
+    )
+    crontab = forms.CharField(
+        label=_("Crontab line"),
+        required=False,
+        help_text=_("minute hour day-of-month month day-of-week, e.g. “30 1 * * *” for 01:30 every day"),
+    )
+    every = forms.IntegerField(label=_("Every"), required=False, min_value=1)
+    unit = forms.ChoiceField(label=_("Unit"), choices=UNITS, required=False, initial="minutes")
+    run_date = forms.DateTimeField(
+        label=_("Date and time"),
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("In the site's time zone (TIME_ZONE)."),
+    )
+    max_instances = forms.IntegerField(label=_("Max instances"), min_value=1, initial=1)
+    coalesce = forms.BooleanField(
+        label=_("Coalesce"), required=False, help_text=_("Run missed fires once instead of once each.")
+    )
+    misfire_grace_time = forms.IntegerField(
+        label=_("Misfire grace time"),
+        required=False,
+        min_value=1,
+        help_text=_("Seconds a late fire may still run; empty means however late."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        builder = {"cron": self._cron, "interval": self._interval, "date": self._date}.get(data.get("kind"))
+        if builder is not None:
+            trigger = builder(data)
+            if trigger is not None:
+                data["trigger"] = trigger
+        return data
+
+    def _cron(self, data: dict[str, Any]) -> BaseTrigger | None:
+        line = (data.get("crontab") or "").strip()
+        if not line:
+            self.add_error("crontab", _("Enter a crontab line, e.g. “*/15 * * * *”."))
+            return None
+        fields = line.split()
+        if len(fields) != 5:
+            self.add_error("crontab", _("A crontab line has 5 fields (minute hour day month day-of-week); this one has %(n)d.") % {"n": len(fields)})
+            return None
+        minute, hour, day, month, day_of_week = fields
+        try:
+            return CronTrigger(
+                minute=minute,
+                hour=hour,
+                day=day,
+                month=month,
+                day_of_week=_crontab_weekdays_as_names(day_of_week),
+                timezone=_zone(),
+            )
+        except ValueError as error:
+            self.add_error("crontab", _("Not a valid crontab line: %(error)s") % {"error": error})
+            return None
+
+    def _interval(self, data: dict[str, Any]) -> BaseTrigger | None:
+        if data.get("every") is None:
+            if "every" not in self.errors:  # a zero or negative number already has its error
+                self.add_error("every", _("Enter how often, as a positive whole number."))
+            return None
+        unit = data.get("unit") or "minutes"
+        return IntervalTrigger(**{unit: data["every"]}, timezone=_zone())
+
+    def _date(self, data: dict[str, Any]) -> BaseTrigger | None:
+        when = data.get("run_date")
+        if when is None:
+            if "run_date" not in self.errors:
+                self.add_error("run_date", _("Enter the date and time of the run."))
+            return None
+        if settings.USE_TZ and timezone.is_naive(when):
+            when = timezone.make_aware(when)
+        now = timezone.now() if settings.USE_TZ else timezone.localtime().replace(tzinfo=None)
+        if when <= now:
+            self.add_error("run_date", _("This date is in the past; a one-off run must be in the future."))
+            return None
+        return DateTrigger(run_date=when, timezone=_zone())
+
+    @staticmethod
+    def initial_for(state: dict[str, Any]) -> dict[str, Any]:
+        """Initial values that describe a stored job's trigger and options."""
+        trigger = state.get("trigger")
+        initial: dict[str, Any] = {
+            "max_instances": state.get("max_instances", 1),
+            "coalesce": state.get("coalesce", False),
+            "misfire_grace_time": state.get("misfire_grace_time"),
+        }
+        if isinstance(trigger, CronTrigger):
+            initial.update(kind="cron", crontab=_crontab_of(trigger))
+        elif isinstance(trigger, IntervalTrigger):
+            every, unit = _largest_unit(trigger.interval)
+            initial.update(kind="interval", every=every, unit=unit)
+        elif isinstance(trigger, DateTrigger):
+            initial.update(kind="date", run_date=timezone.localtime(trigger.run_date) if settings.USE_TZ else trigger.run_date)
+        return initial
+
+
+def _zone() -> Any:
+    return settings.TIME_ZONE or "UTC"
+
+
+_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _crontab_weekdays_as_names(expression: str) -> str:
+    """Crontab counts weekdays from Sunday = 0 (or 7), APScheduler from Monday = 0: use names."""
+
+    def name(match: re.Match) -> str:
+        number = int(match.group())
+        if number > 7:
+            raise ValueError(f"day-of-week {number} is out of range 0-7")
+        return _CRONTAB_DAYS[number]
+
+    named = re.sub(r"(?<!/)\d+", name, expression)
+    # Crontab's week starts on Sunday, APScheduler's on Monday: "sun-fri" becomes
+    # "mon-fri,sun" so the range still goes forwards.
+    return re.sub(r"\bsun-(mon|tue|wed|thu|fri|sat)\b", r"mon-\1,sun", named)
+
+
+def _crontab_of(trigger: CronTrigger) -> str:
+    fields = {field.name: str(field) for field in trigger.fields}
+    if fields["second"] not in ("0", "*") or fields["week"] != "*" or fields["year"] != "*":
+        return ""  # no crontab equivalent: the editor starts empty
+    fields["day_of_week"] = apscheduler_weekdays_as_names(fields["day_of_week"]).lower()
+    return " ".join(fields[name] for name in ("minute", "hour", "day", "month", "day_of_week"))
+
+
+def _largest_unit(interval: timedelta) -> tuple[int, str]:
+    seconds = int(interval.total_seconds())
+    for unit, size in (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            return seconds // size, unit
+    return max(seconds, 1), "seconds"
