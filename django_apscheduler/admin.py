@@ -38,9 +38,11 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 from django.utils.translation import gettext, gettext_lazy as _
 
-from . import conf, operations, runnow
+from apscheduler.jobstores.base import ConflictingIdError
+
+from . import conf, operations, registry, runnow
 from .describe import describe_trigger
-from .forms import ScheduleForm
+from .forms import CreateJobForm, ScheduleForm
 from .claims import load_job_state
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import to_db
@@ -58,6 +60,9 @@ STATUS_COLORS: dict[str, str] = {
     DjangoJobExecution.SENT: "#546e7a",
 }
 _STATUS_LABELS = dict(DjangoJobExecution.STATUS_CHOICES)
+
+# How many of a job's latest executions its page lists.
+RECENT_RUNS = 10
 
 # How much of an exception message fits in a list column; the detail page shows it all.
 EXCEPTION_PREVIEW_CHARS = 100
@@ -141,7 +146,10 @@ class DjangoJobAdmin(admin.ModelAdmin):
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
     actions = ("run_selected_jobs_now", "pause_selected_jobs", "resume_selected_jobs")
     fieldsets = (
-        (None, {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration", "executions_link")}),
+        (
+            None,
+            {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration", "recent_runs", "executions_link")},
+        ),
         (_("Definition"), {"fields": ("function", "trigger", "arguments", "options", "declared", "history")}),
         (_("Health"), {"fields": ("broken", "broken_reason", "run_requested_at")}),
     )
@@ -152,6 +160,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         "average_duration",
         "executions_link",
         "schedule_link",
+        "recent_runs",
         "declared",
         "history",
         "run_requested_at",
@@ -208,6 +217,16 @@ class DjangoJobAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
 
+    @admin.display(description=_("recent runs"))
+    def recent_runs(self, obj: DjangoJob) -> SafeString | str:
+        runs = DjangoJobExecution.objects.filter(job_id=obj.pk).order_by("-run_time")[:RECENT_RUNS]
+        rows = [(local_time(run.run_time), colored_status(run.status), format_seconds(run.duration) or "-") for run in runs]
+        if not rows:
+            return gettext("none yet")
+        return format_html(
+            '<table><tbody>{}</tbody></table>', format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        )
+
     @admin.display(description=_("schedule"))
     def schedule_link(self, obj: DjangoJob) -> SafeString:
         url = reverse("admin:django_apscheduler_djangojob_schedule", args=[quote(obj.pk)])
@@ -219,10 +238,55 @@ class DjangoJobAdmin(admin.ModelAdmin):
         return annotate_job_summary(super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        """"Add" creates a job from a function declared in code (see add_view)."""
+        return request.user.has_perm("django_apscheduler.add_djangojob")
 
     def has_change_permission(self, request: HttpRequest, obj: DjangoJob | None = None) -> bool:
         return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """Create a job from the allow-list of functions declared with @job, with JSON arguments."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        registry.autodiscover()
+        functions = {f"{d.func.__module__}:{d.func.__qualname__}": d.func for d in registry.declared_jobs()}
+        form = CreateJobForm(request.POST or None, functions=functions, initial={"kind": "cron", "max_instances": 1})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                next_run_time = operations.create_job(
+                    data["job_id"],
+                    functions[data["function"]],
+                    data["trigger"],
+                    args=data["args"],
+                    kwargs=data["kwargs"],
+                    name=data["name"],
+                    max_instances=data["max_instances"],
+                    coalesce=data["coalesce"],
+                    misfire_grace_time=data["misfire_grace_time"],
+                )
+            except ConflictingIdError:
+                form.add_error("job_id", gettext("A job with this id exists already."))
+            else:
+                self.message_user(
+                    request,
+                    gettext("Job “%(job)s” created: %(trigger)s; next run %(when)s.")
+                    % {
+                        "job": data["job_id"],
+                        "trigger": describe_trigger(data["trigger"]),
+                        "when": get_local_dt_format(next_run_time) if next_run_time else "-",
+                    },
+                    messages.SUCCESS,
+                )
+                return redirect(reverse("admin:django_apscheduler_djangojob_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": gettext("Create a job"),
+            "no_functions": not functions,
+        }
+        return TemplateResponse(request, "admin/django_apscheduler/djangojob/create.html", context)
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         """Running a job now has real effects: it needs its own "Can run jobs now" permission."""

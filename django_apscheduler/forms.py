@@ -6,6 +6,8 @@ cannot read, an interval that is not a positive number, a date in the past.
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -170,3 +172,70 @@ def _largest_unit(interval: timedelta) -> tuple[int, str]:
         if seconds and seconds % size == 0:
             return seconds // size, unit
     return max(seconds, 1), "seconds"
+
+
+class CreateJobForm(ScheduleForm):
+    """A new job: one of the functions declared in code with @job, JSON arguments, a trigger.
+
+    Only declared functions are offered (no import path typed into a browser), and
+    the arguments must fit the function's signature.
+    """
+
+    field_order = ["function", "job_id", "name", "args", "kwargs", "kind"]
+
+    function = forms.ChoiceField(label=_("Function"))
+    job_id = forms.CharField(label=_("Job id"), max_length=255)
+    name = forms.CharField(label=_("Name"), required=False, max_length=255)
+    args = forms.CharField(
+        label=_("Arguments"), required=False, initial="[]", help_text=_('A JSON list, e.g. [1, "two"].')
+    )
+    kwargs = forms.CharField(
+        label=_("Keyword arguments"),
+        required=False,
+        initial="{}",
+        help_text=_('A JSON object, e.g. {"days": 7}.'),
+    )
+
+    def __init__(self, *args: Any, functions: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.functions = functions
+        self.fields["function"].choices = [(ref, ref) for ref in sorted(functions)]
+
+    def clean_job_id(self) -> str:
+        from .models import DjangoJob
+
+        job_id = self.cleaned_data["job_id"].strip()
+        if not job_id:
+            raise forms.ValidationError(_("Enter an id."))
+        if DjangoJob.objects.filter(pk=job_id).exists():
+            raise forms.ValidationError(_("A job with this id exists already."))
+        return job_id
+
+    def clean_args(self) -> list:
+        value = _json(self.cleaned_data.get("args") or "[]")
+        if not isinstance(value, list):
+            raise forms.ValidationError(_("Arguments must be a JSON list, e.g. [1, 2]."))
+        return value
+
+    def clean_kwargs(self) -> dict:
+        value = _json(self.cleaned_data.get("kwargs") or "{}")
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_('Keyword arguments must be a JSON object, e.g. {"a": 1}.'))
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        func = self.functions.get(data.get("function"))
+        if func is not None and "args" in data and "kwargs" in data:
+            try:
+                inspect.signature(func).bind(*data["args"], **data["kwargs"])
+            except TypeError as error:
+                self.add_error("args", _("These arguments do not fit %(func)s: %(error)s") % {"func": data["function"], "error": error})
+        return data
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise forms.ValidationError(_("Not valid JSON: %(error)s") % {"error": error}) from None

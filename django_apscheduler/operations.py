@@ -126,3 +126,42 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
         job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL), next_run_time=to_db(next_run_time)
     )
     return next_run_time
+
+
+def create_job(
+    job_id: str,
+    func: Any,
+    trigger: Any,
+    *,
+    args: list,
+    kwargs: dict,
+    name: str = "",
+    max_instances: int = 1,
+    coalesce: bool = False,
+    misfire_grace_time: int | None = None,
+) -> datetime | None:
+    """Store a new job (raises APScheduler's ConflictingIdError if the id is taken); return its next run time."""
+    from apscheduler.job import Job
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from django.conf import settings
+
+    # A Job needs a scheduler to be built; this one is never started, and the job
+    # goes straight into the database, where running schedulers pick it up.
+    builder = BackgroundScheduler(timezone=settings.TIME_ZONE or "UTC")
+    next_run_time = trigger.get_next_fire_time(None, datetime.now(timezone.utc))
+    job = Job(
+        builder,
+        id=job_id,
+        func=func,
+        args=tuple(args),
+        kwargs=dict(kwargs),
+        trigger=trigger,
+        executor="default",
+        name=name or None,
+        misfire_grace_time=misfire_grace_time,
+        coalesce=coalesce,
+        max_instances=max_instances,
+        next_run_time=next_run_time,
+    )
+    DjangoJobStore().add_job(job)
+    return next_run_time

@@ -222,10 +222,13 @@ def test_job_change_page_survives_an_unloadable_state(admin_client):
 
 
 @pytest.mark.django_db
-def test_jobs_cannot_be_added_in_the_admin(admin_client):
+def test_only_users_who_may_add_jobs_see_the_create_page(client):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_djangojob"))
+    client.force_login(viewer)
     add_url = reverse("admin:django_apscheduler_djangojob_add")
-    assert add_url not in admin_client.get(JOBS_URL).content.decode()
-    assert admin_client.get(add_url).status_code == 403
+    assert add_url not in client.get(JOBS_URL).content.decode()
+    assert client.get(add_url).status_code == 403
 
 
 @pytest.mark.django_db
@@ -613,3 +616,16 @@ def test_schedulers_page_counts_running_executions(admin_client):
     DjangoJobExecution.objects.create(job_id="y", run_time=now, status=DjangoJobExecution.SUCCESS, scheduler=busy)
     row = row_containing(admin_client.get(SCHEDULERS_URL).content.decode(), "busy-host")
     assert re.search(r'<td class="field-running">1</td>', row), row
+
+
+@pytest.mark.django_db
+def test_job_page_lists_its_recent_runs(admin_client):
+    store_job("busy")
+    for hours in range(1, 13):
+        add_execution("busy", DjangoJobExecution.ERROR if hours == 1 else DjangoJobExecution.SUCCESS,
+                      ago=timedelta(hours=hours), duration=Decimal("0.25"))
+    html = admin_client.get(change_url("djangojob", "busy")).content.decode()
+    recent = html[html.index("field-recent_runs"):]
+    recent = recent[: recent.index("</table>")]
+    assert recent.count("<tr>") == 10
+    assert "Error!" in recent and "0.25 s" in recent
