@@ -139,7 +139,15 @@ class DjangoJobAdmin(admin.ModelAdmin):
     hand edit could only break.
     """
 
-    list_display = ("id", "trigger_words", "next_run", "last_status", "success_rate", "average_duration", "broken")
+    list_display = (
+        "id",
+        "trigger_words",
+        "next_run",
+        "last_status",
+        "success_rate",
+        "average_duration",
+        "broken_flag",
+    )
     list_filter = ("broken", "declared")
     search_fields = ("id",)
     # Soonest first and paused jobs (no next run) last, the same on every database.
@@ -303,6 +311,13 @@ class DjangoJobAdmin(admin.ModelAdmin):
         if obj.next_run_time is None:
             return gettext("paused")
         return get_local_dt_format(obj.next_run_time)
+
+    @admin.display(description=_("broken"), ordering="broken")
+    def broken_flag(self, obj: DjangoJob) -> SafeString | str:
+        """Shown only for broken jobs, in red: a column of red crosses for healthy jobs would alarm."""
+        if not obj.broken:
+            return ""
+        return format_html('<strong style="color: {};" title="{}">{}</strong>', STATUS_COLORS[DjangoJobExecution.ERROR], obj.broken_reason, gettext("broken"))
 
     @admin.display(description=_("trigger"))
     def trigger_words(self, obj: DjangoJob) -> str:

@@ -8,7 +8,8 @@ Screenshots of the pages go to docs/screenshots/ for the README.
 
 import os
 import shutil
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,41 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     assert runs.count() == 1
     # Its schedule is untouched: still the next 03:00.
     assert scheduler.get_job("nightly").next_run_time.hour == 3
+    assert page.dialogs == []
+
+    # Pause and resume from the list; the running scheduler obeys.
+    page.check("#result_list tr:has-text('tick') input.action-select")
+    page.select_option("select[name=action]", "pause_selected_jobs")
+    page.click("button[name=index]")
+    assert "Paused: tick." in page.inner_text("ul.messagelist")
+    assert "paused" in page.inner_text("#result_list tr:has-text('tick')")
+    paused_runs = DjangoJobExecution.objects.filter(job_id="tick").count()
+    time.sleep(2.5)
+    assert DjangoJobExecution.objects.filter(job_id="tick").count() <= paused_runs + 1
+    page.check("#result_list tr:has-text('tick') input.action-select")
+    page.select_option("select[name=action]", "resume_selected_jobs")
+    page.click("button[name=index]")
+    assert "resumed" in page.inner_text("ul.messagelist")
+
+    # Change the nightly cron schedule to every minute: the next run changes, and
+    # the live scheduler runs it at the new time.
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/nightly/change/")
+    page.click("text=Edit schedule")
+    page.check("input[name=kind][value=cron]")
+    page.fill("input[name=crontab]", "* * * * *")
+    page.screenshot(path=str(SCREENSHOTS / "edit-schedule.png"), full_page=True)
+    page.click("input[name=_save]")
+    assert "Every minute" in page.inner_text("ul.messagelist")
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/")
+    assert "Every minute" in page.inner_text("#result_list tr:has-text('nightly')")
+    next_minute = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    scheduled = wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="nightly", run_time__gte=next_minute).first(),
+        timeout=90,
+        interval=0.5,
+        message="the nightly job to run at its new schedule",
+    )
+    assert scheduled.run_time == next_minute
     assert page.dialogs == []
     # The ORM calls above ran inside Playwright's event loop, on a connection of
     # their own (Django keeps one per async context): close it.
