@@ -141,6 +141,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
 
     list_display = (
         "id",
+        "job_name",
         "trigger_words",
         "next_run",
         "last_status",
@@ -319,12 +320,25 @@ class DjangoJobAdmin(admin.ModelAdmin):
             return ""
         return format_html('<strong style="color: {};" title="{}">{}</strong>', STATUS_COLORS[DjangoJobExecution.ERROR], obj.broken_reason, gettext("broken"))
 
+    @admin.display(description=_("name"))
+    def job_name(self, obj: DjangoJob) -> str:
+        state = self._state(obj)
+        return state.get("name") or "-" if state else "-"
+
     @admin.display(description=_("trigger"))
     def trigger_words(self, obj: DjangoJob) -> str:
-        try:
-            return describe_trigger(load_job_state(bytes(obj.job_state))["trigger"])
-        except Exception:  # user code that cannot be imported: the broken flag says why
-            return "-"
+        state = self._state(obj)
+        return describe_trigger(state["trigger"]) if state else "-"
+
+    @staticmethod
+    def _state(obj: DjangoJob) -> dict | None:
+        """The unpickled job state, once per row; None when user code cannot be imported."""
+        if not hasattr(obj, "_admin_state"):
+            try:
+                obj._admin_state = load_job_state(bytes(obj.job_state))
+            except Exception:  # the broken flag says why
+                obj._admin_state = None
+        return obj._admin_state
 
     @admin.display(description=_("success rate"), ordering="successful_runs")
     def success_rate(self, obj: DjangoJob) -> str | None:

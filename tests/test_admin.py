@@ -176,8 +176,8 @@ def test_job_list_sorts_by_every_column(admin_client):
     add_execution("b", DjangoJobExecution.SUCCESS, duration=Decimal("1.00"))
 
     assert listed_in_order(admin_client.get(JOBS_URL)) == ["b", "a"]  # paused last by default
-    # Columns: id, trigger, next run, last status, success rate, average duration.
-    for column, ascending in [(3, ["b", "a"]), (4, ["a", "b"]), (6, ["b", "a"])]:
+    # Columns: id, name, trigger, next run, last status, success rate, average duration.
+    for column, ascending in [(4, ["b", "a"]), (5, ["a", "b"]), (7, ["b", "a"])]:
         response = admin_client.get(JOBS_URL, {"o": str(column)})
         assert listed_in_order(response) == ascending, column
 
@@ -562,6 +562,7 @@ def test_list_shows_trigger_in_words_and_success_rate(admin_client):
     add_execution("hourly", DjangoJobExecution.ERROR, ago=timedelta(minutes=5))
     row = row_containing(admin_client.get(JOBS_URL).content.decode(), "hourly")
     assert "Every hour" in row
+    assert '<td class="field-job_name">noop</td>' in row
     assert "75% of 4" in row
 
 

@@ -116,11 +116,14 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     assert "nightly" in message and "Executed" in message
     runs = DjangoJobExecution.objects.filter(job_id="nightly", status=DjangoJobExecution.SUCCESS)
     assert runs.count() == 1
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojobexecution/?job=nightly")
+    assert "Executed" in page.inner_text("#result_list tr:has-text('nightly')")  # the run appears
     # Its schedule is untouched: still the next 03:00.
     assert scheduler.get_job("nightly").next_run_time.hour == 3
     assert page.dialogs == []
 
     # Pause and resume from the list; the running scheduler obeys.
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/")
     page.check("#result_list tr:has-text('tick') input.action-select")
     page.select_option("select[name=action]", "pause_selected_jobs")
     page.click("button[name=index]")
