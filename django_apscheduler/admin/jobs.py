@@ -1,31 +1,12 @@
-"""The Django admin as the control panel: jobs, their history and the schedulers.
-
-Everything here is read-only unless there is a reason to change it. A job's state
-is a pickle written by APScheduler and is never edited by hand; history is a
-record, not a form. What an operator may do: run jobs now, delete jobs, and prune
-history, each guarded by Django's permissions.
-
-Two rules hold throughout this module:
-
-- History outlives its job (``DjangoJobExecution.job`` has no database
-  constraint), so an execution is shown by its ``job_id`` and never by following
-  ``execution.job``, which may no longer exist. A join on that relation would
-  even hide the history of deleted jobs.
-- Every string that comes from users' code or data (job ids, exception messages,
-  tracebacks) reaches the page through ``format_html`` or the templates'
-  auto-escaping; nothing user-controlled is marked safe.
-"""
+"""The jobs page: what runs when, how it went, and the actions that steer it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone as dt_timezone
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
-from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, Count, F, OuterRef, QuerySet, Subquery
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -35,69 +16,25 @@ from django.urls import path
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator
 from django.utils.translation import gettext, gettext_lazy as _
 
 from apscheduler.jobstores.base import ConflictingIdError
 
-from . import conf, operations, registry, runnow
-from .describe import describe_trigger
-from .forms import CreateJobForm, ScheduleForm
-from .claims import load_job_state
-from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
-from .timezones import to_db
-from .heartbeat import is_alive
-from .util import get_local_dt_format
-
-# Colours of the statuses, chosen to read at a glance: green went well, red went
-# wrong, orange was skipped, blue-grey is still under way.
-STATUS_COLORS: dict[str, str] = {
-    DjangoJobExecution.SUCCESS: "#2e7d32",
-    DjangoJobExecution.ERROR: "#c62828",
-    DjangoJobExecution.LOST: "#c62828",
-    DjangoJobExecution.MISSED: "#ef6c00",
-    DjangoJobExecution.MAX_INSTANCES: "#ef6c00",
-    DjangoJobExecution.SENT: "#546e7a",
-}
-_STATUS_LABELS = dict(DjangoJobExecution.STATUS_CHOICES)
-
-# How many of a job's latest executions its page lists.
-RECENT_RUNS = 10
-
-# How much of an exception message fits in a list column; the detail page shows it all.
-EXCEPTION_PREVIEW_CHARS = 100
-
-
-# --- small formatting helpers shared by the three admins ---------------------------------
-
-
-def colored_status(status: str | None) -> SafeString | None:
-    """A status in its colour; None (shown as the empty value) for a job never run."""
-    if not status:
-        return None
-    color = STATUS_COLORS.get(status, "inherit")
-    label = _STATUS_LABELS.get(status, status)
-    return format_html('<span style="color: {}; font-weight: bold;">{}</span>', color, label)
-
-
-def format_seconds(value: Decimal | float | None) -> str | None:
-    """Seconds with two decimals and a unit; durations are stored to the hundredth."""
-    if value is None:
-        return None
-    return gettext("%(seconds).2f s") % {"seconds": float(value)}
-
-
-def local_time(value: datetime | None) -> str | None:
-    """A date-time in the current time zone, in the APSCHEDULER_DATETIME_FORMAT."""
-    if value is None:
-        return None
-    return get_local_dt_format(value)
-
-
-def _change_permission_codename(model: type) -> str:
-    opts = model._meta
-    return f"{opts.app_label}.{get_permission_codename('change', opts)}"
-
+from .. import conf, operations, registry, runnow
+from ..describe import describe_trigger
+from ..forms import CreateJobForm, ScheduleForm
+from ..claims import load_job_state
+from ..models import DjangoJob, DjangoJobExecution
+from ..util import get_local_dt_format
+from .common import (
+    RECENT_RUNS,
+    STATUS_COLORS,
+    STATUS_LABELS,
+    change_permission_codename,
+    colored_status,
+    format_seconds,
+    local_time,
+)
 
 # --- jobs ---------------------------------------------------------------------------------
 
@@ -303,7 +240,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
         """Pausing and resuming change the schedule: Django's "change job" permission."""
-        return request.user.has_perm(_change_permission_codename(DjangoJob))
+        return request.user.has_perm(change_permission_codename(DjangoJob))
 
     # --- columns ---
 
@@ -504,196 +441,7 @@ def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
     # Missed!, Max instances! or Lost!: it did not run to an end.
     return messages.WARNING, gettext("Job “%(job)s”: %(status)s") % {
         "job": result.job_id,
-        "status": _STATUS_LABELS.get(execution.status, execution.status),
+        "status": STATUS_LABELS.get(execution.status, execution.status),
     }
 
 
-# --- executions ---------------------------------------------------------------------------
-
-
-class JobIdFilter(admin.SimpleListFilter):
-    """Filter by the job ids found in the history itself.
-
-    Not Django's related-field filter: that lists existing DjangoJob rows, and a
-    deleted job's history must stay reachable.
-    """
-
-    title = _("job")
-    parameter_name = "job"
-    # With hundreds of thousands of jobs a full sidebar would be useless and slow.
-    # Any job id still filters through the URL or the search box.
-    max_choices = 200
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        job_ids = DjangoJobExecution.objects.order_by("job_id").values_list("job_id", flat=True).distinct()
-        return [(job_id, job_id) for job_id in job_ids[: self.max_choices]]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJobExecution]) -> QuerySet[DjangoJobExecution]:
-        value = self.value()
-        return queryset.filter(job_id=value) if value else queryset
-
-
-class DjangoJobExecutionAdmin(admin.ModelAdmin):
-    """The execution history: a record to read, filter and prune, never to edit.
-
-    No "add" (executions are written by schedulers) and no "change" (a record
-    edited by hand stops being one). Deleting is allowed, to prune by hand.
-    """
-
-    list_display = (
-        "job_id_column",
-        "status_column",
-        "run_time_column",
-        "duration_column",
-        "exception_column",
-        "scheduler",
-    )
-    list_display_links = ("run_time_column",)
-    # A custom filter for the job (see JobIdFilter); DateFieldListFilter rather than
-    # date_hierarchy because it filters with plain ranges, which work on MySQL and
-    # MariaDB even without their time zone tables.
-    list_filter = (JobIdFilter, "status", ("run_time", admin.DateFieldListFilter))
-    # "job__id" compares the local job_id column: Django trims the join, so the
-    # history of deleted jobs is found too.
-    search_fields = ("job__id",)
-    # The scheduler is nullable, so this is a LEFT JOIN; never select_related the job
-    # (its non-null foreign key would INNER JOIN and hide deleted jobs' history).
-    list_select_related = ("scheduler",)
-    fields = (
-        "job_link",
-        "status_column",
-        "run_time_column",
-        "started_at_column",
-        "finished_column",
-        "duration_column",
-        "scheduler",
-        "exception_full",
-        "traceback_block",
-    )
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: DjangoJobExecution | None = None) -> bool:
-        return False
-
-    # --- columns ---
-
-    @admin.display(description=_("job"), ordering="job_id")
-    def job_id_column(self, obj: DjangoJobExecution) -> str:
-        return obj.job_id
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_column(self, obj: DjangoJobExecution) -> SafeString | None:
-        return colored_status(obj.status)
-
-    @admin.display(description=_("run time"), ordering="run_time")
-    def run_time_column(self, obj: DjangoJobExecution) -> str | None:
-        return local_time(obj.run_time)
-
-    @admin.display(description=_("duration"), ordering="duration")
-    def duration_column(self, obj: DjangoJobExecution) -> str | None:
-        return format_seconds(obj.duration)
-
-    @admin.display(description=_("exception"))
-    def exception_column(self, obj: DjangoJobExecution) -> str | None:
-        if not obj.exception:
-            return None
-        return Truncator(obj.exception).chars(EXCEPTION_PREVIEW_CHARS)
-
-    # --- detail page ---
-
-    @admin.display(description=_("job"))
-    def job_link(self, obj: DjangoJobExecution) -> SafeString | str:
-        """A link to the job while it exists; its id alone once it has been deleted."""
-        if not DjangoJob.objects.filter(pk=obj.job_id).exists():
-            return gettext("%(job)s (deleted)") % {"job": obj.job_id}
-        url = reverse("admin:django_apscheduler_djangojob_change", args=[obj.job_id])
-        return format_html('<a href="{}">{}</a>', url, obj.job_id)
-
-    @admin.display(description=_("started at"))
-    def started_at_column(self, obj: DjangoJobExecution) -> str | None:
-        return local_time(obj.started_at)
-
-    @admin.display(description=_("finished"))
-    def finished_column(self, obj: DjangoJobExecution) -> str | None:
-        # Stored as a Unix timestamp, as django-apscheduler 0.7 did.
-        if obj.finished is None:
-            return None
-        return local_time(to_db(datetime.fromtimestamp(float(obj.finished), tz=dt_timezone.utc)))
-
-    @admin.display(description=_("exception"))
-    def exception_full(self, obj: DjangoJobExecution) -> str | None:
-        return obj.exception or None
-
-    @admin.display(description=_("traceback"))
-    def traceback_block(self, obj: DjangoJobExecution) -> SafeString | None:
-        if not obj.traceback:
-            return None
-        return format_html('<pre style="white-space: pre-wrap; margin: 0;">{}</pre>', obj.traceback)
-
-
-# --- schedulers ---------------------------------------------------------------------------
-
-
-class SchedulerInstanceAdmin(admin.ModelAdmin):
-    """Every scheduler that ran against this database, live or dead.
-
-    Entirely read-only, deleting included: a dead scheduler's unfinished fires are
-    found through its row and marked "Lost!" once its heartbeat expires; deleting
-    the row first would leave them "Started execution" for ever.
-    """
-
-    list_display = (
-        "host",
-        "pid",
-        "version",
-        "started_column",
-        "heartbeat_column",
-        "stopped_column",
-        "alive",
-        "running",
-    )
-    search_fields = ("host",)
-    fields = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[SchedulerInstance]:
-        running = Count("executions", filter=Q(executions__status=DjangoJobExecution.SENT))
-        return super().get_queryset(request).annotate(running_count=running)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SchedulerInstance | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SchedulerInstance | None = None) -> bool:
-        return False
-
-    @admin.display(description=_("running"), ordering="running_count")
-    def running(self, obj: SchedulerInstance) -> int:
-        """Fires it claimed that have not finished (jobs running now, or lost if it died)."""
-        return getattr(obj, "running_count", 0)
-
-    @admin.display(description=_("started"), ordering="started")
-    def started_column(self, obj: SchedulerInstance) -> str | None:
-        return local_time(obj.started)
-
-    @admin.display(description=_("last heartbeat"), ordering="last_heartbeat")
-    def heartbeat_column(self, obj: SchedulerInstance) -> str | None:
-        return local_time(obj.last_heartbeat)
-
-    @admin.display(description=_("stopped"), ordering="stopped")
-    def stopped_column(self, obj: SchedulerInstance) -> str | None:
-        return local_time(obj.stopped)
-
-    @admin.display(description=_("alive"), boolean=True)
-    def alive(self, obj: SchedulerInstance) -> bool:
-        return is_alive(obj)
-
-
-admin.site.register(DjangoJob, DjangoJobAdmin)
-admin.site.register(DjangoJobExecution, DjangoJobExecutionAdmin)
-admin.site.register(SchedulerInstance, SchedulerInstanceAdmin)
