@@ -134,3 +134,17 @@ def test_a_running_scheduler_obeys_the_edit(admin_client, scheduler_factory):
         message="the edited job to run at its new time",
     )
     assert row.run_time == when
+
+
+@pytest.mark.django_db
+def test_changes_need_a_csrf_token(admin_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    store("job", IntervalTrigger(days=7, timezone=UTC))
+    assert post(client, "job", kind="interval", every=1).status_code == 403
+    jobs_url = reverse("admin:django_apscheduler_djangojob_changelist")
+    assert client.post(jobs_url, {"action": "pause_selected_jobs", "_selected_action": ["job"]}).status_code == 403
+    assert DjangoJob.objects.get(pk="job").next_run_time is not None
+    assert stored("job").trigger.interval == timedelta(days=7)
