@@ -139,7 +139,23 @@ def _start() -> None:
         scheduler.start()
         _scheduler = scheduler
     logger.info("Scheduler autostarted in process %s with %d declared job(s)", os.getpid(), len(registry.declared_jobs()))
-    atexit.register(_stop)
+    _stop_before_thread_pools_close()
+
+
+def _stop_before_thread_pools_close() -> None:
+    """Stop the scheduler when the process exits, before Python closes its thread pools.
+
+    At exit, concurrent.futures refuses new work before ordinary atexit handlers
+    run; a fire the scheduler claimed in that window could not be submitted and
+    would be lost. ``threading._register_atexit`` (private, but what
+    concurrent.futures itself uses, Python 3.9+) runs earlier; plain atexit is the
+    fallback.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_stop)
+    else:
+        atexit.register(_stop)
 
 
 def _stop() -> None:
