@@ -138,7 +138,13 @@ class DjangoJobStore(BaseJobStore):
         super().shutdown()
 
     def _should_stop(self) -> bool:
-        return self._stopping.is_set() or (self._scheduler is not None and self._scheduler.state == STATE_STOPPED)
+        return (
+            self._stopping.is_set()
+            or (self._scheduler is not None and self._scheduler.state == STATE_STOPPED)
+            # The interpreter is exiting (a BackgroundScheduler nobody shut down): its
+            # thread pools refuse new work, so a fire claimed now would be lost.
+            or not threading.main_thread().is_alive()
+        )
 
     # --- what the scheduler's loop calls ---------------------------------------------
 
