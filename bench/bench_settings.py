@@ -1,0 +1,57 @@
+"""Django settings for the benchmark's processes; the database comes from the environment.
+
+BENCH_DB: sqlite | postgres | mariadb. BENCH_DB_NAME: the database name (a file path
+for SQLite). Everything else is Django's and the package's defaults, as users run it.
+"""
+
+import os
+
+DB = os.environ.get("BENCH_DB", "sqlite")
+NAME = os.environ.get("BENCH_DB_NAME", "/tmp/bench_default.sqlite3")
+
+if DB == "sqlite":
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": NAME}}
+elif DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": NAME,
+            "USER": os.environ.get("BENCH_PG_USER", "postgres"),
+            "HOST": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("BENCH_PG_PORT", "5432"),
+        }
+    }
+elif DB == "mariadb":
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": NAME,
+            "USER": os.environ.get("BENCH_MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("BENCH_MYSQL_PASSWORD", ""),
+            "HOST": os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("BENCH_MYSQL_PORT", "3306"),
+            "OPTIONS": {"charset": "utf8mb4"},
+        }
+    }
+else:
+    raise RuntimeError(f"Unknown BENCH_DB={DB!r}")
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django_apscheduler",
+]
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

@@ -1,0 +1,835 @@
+"""Run every benchmark scenario against this package and django-apscheduler 0.7.0, side by side.
+
+Started by bench/run.sh, which builds the two virtual environments and passes their
+interpreters. Each scenario starts real scheduler processes (bench/scheduler_proc.py)
+with the right interpreter, on a fresh database per run, and reads back what they did:
+the job executions each appended to a shared file, and the SQL statements each counted
+in itself. The results go to bench/results/latest.json and docs/benchmarks.md (with
+PNG plots under docs/benchmarks/), rendered by bench/report.py.
+
+Databases are created and dropped here: PostgreSQL and MariaDB databases are named
+bench_*; SQLite files live in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PROC = BENCH / "scheduler_proc.py"
+RESULTS = BENCH / "results" / "latest.json"
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+ALL_SCENARIOS = ("burst", "lag", "idle", "startup", "live", "multi")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- processes ----------------------------------------------------------------------------
+
+LIVE_PROCS: set["Proc"] = set()
+
+
+class Proc:
+    """One scheduler process, its output files and its statistics."""
+
+    def __init__(self, workdir: Path, name: str, argv: list[str], env: dict) -> None:
+        self.name = name
+        self.out = workdir / f"{name}.out"
+        self.err = workdir / f"{name}.err"
+        self.stats_path = workdir / f"{name}.stats.json"
+        self.spawned = time.time()
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.popen = subprocess.Popen(
+                argv + ["--stats", str(self.stats_path)], env=env, stdout=out, stderr=err, cwd=BENCH,
+                start_new_session=True,
+            )
+        LIVE_PROCS.add(self)
+
+    def marker(self, word: str) -> float | None:
+        for line in self.out.read_text().splitlines():
+            if line.startswith(word + " "):
+                return float(line.split()[1])
+        return None
+
+    def wait_ready(self, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = self.marker("READY")
+            if ready is not None:
+                return ready
+            if self.popen.poll() is not None:
+                return None
+            time.sleep(0.05)
+        return None
+
+    def thread_died(self) -> bool:
+        return "Exception in thread APScheduler" in self.err.read_text(errors="replace")
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, timeout: float = 30.0) -> dict | None:
+        """SIGTERM (the process saves its statistics, then shuts down); SIGKILL if it hangs."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.popen.poll() is None and time.monotonic() < deadline:
+                if self.marker("STATS") is not None and time.monotonic() > deadline - timeout / 2:
+                    break  # statistics saved; a wedged shutdown need not hold us up
+                time.sleep(0.05)
+            if self.popen.poll() is None:
+                self.popen.kill()
+                self.popen.wait()
+        LIVE_PROCS.discard(self)
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def error_summary(self) -> str | None:
+        """The most telling error line in stderr (exception type and message), if any."""
+        text = self.err.read_text(errors="replace")
+        lines = [line.strip() for line in text.splitlines()]
+        errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Warning)\b.*:", line)]
+        if not errors:
+            return None
+        counts = Counter(errors)
+        line, count = counts.most_common(1)[0]
+        return f"{line} (x{count})" if count > 1 else line
+
+
+def kill_all() -> None:
+    for proc in list(LIVE_PROCS):
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+            proc.popen.wait()
+        LIVE_PROCS.discard(proc)
+
+
+def read_log(path: Path) -> list[tuple[str, int, float]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            rows.append((parts[0], int(parts[1]), float(parts[2])))
+    return rows
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except OSError:
+        return 0
+
+
+# --- statements ---------------------------------------------------------------------------
+
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
+
+
+def classify(sql: str) -> str:
+    words = sql.split(None, 2)
+    if not words:
+        return "?"
+    first = words[0].upper()
+    if first in ("SAVEPOINT", "RELEASE", "BEGIN", "ROLLBACK", "COMMIT", "SET"):
+        return "RELEASE SAVEPOINT" if first == "RELEASE" else first
+    match = _TABLE.search(sql)
+    table = match.group(1) if match else ""
+    table = table.replace("django_apscheduler_", "")
+    return f"{first} {table}".strip()
+
+
+def thread_group(name: str) -> str:
+    if name == "APScheduler":
+        return "scheduler loop"
+    if name.startswith("ThreadPoolExecutor"):
+        return "job threads"
+    if name == "django-apscheduler-heartbeat":
+        return "heartbeat"
+    if name == "MainThread":
+        return "main"
+    return "other"
+
+
+def sql_window(stats: dict | None, t0: float, t1: float) -> dict:
+    """Statements and extra round trips between t0 and t1, with breakdowns."""
+    if not stats:
+        return {"statements": None, "extras": None, "by_kind": {}, "by_thread": {}, "extras_by_kind": {}}
+    stmts = [s for s in stats["statements"] if t0 <= s[0] <= t1]
+    extras = [e for e in stats["extras"] if t0 <= e[0] <= t1]
+    return {
+        "statements": len(stmts),
+        "extras": len(extras),
+        "by_kind": dict(Counter(f"{thread_group(s[1])}: {classify(s[2])}" for s in stmts)),
+        "by_thread": dict(Counter(thread_group(s[1]) for s in stmts)),
+        "extras_by_kind": dict(Counter(f"{thread_group(e[1])}: {e[2]}" for e in extras)),
+    }
+
+
+def scaled(window: dict, divisor: float) -> dict:
+    """The window's counts divided by ``divisor`` (fires, minutes...)."""
+    if window["statements"] is None or not divisor:
+        return {"statements": None, "extras": None, "by_kind": {}, "by_thread": {}, "extras_by_kind": {}}
+    return {
+        "statements": window["statements"] / divisor,
+        "extras": window["extras"] / divisor,
+        "by_kind": {k: v / divisor for k, v in window["by_kind"].items()},
+        "by_thread": {k: v / divisor for k, v in window["by_thread"].items()},
+        "extras_by_kind": {k: v / divisor for k, v in window["extras_by_kind"].items()},
+    }
+
+
+def loop_timeline(stats: dict | None, due: float, first_fire: float, limit: int = 14) -> list:
+    """What the scheduler loop thread did from the due instant on: [ms after due, statement], first few."""
+    if not stats:
+        return []
+    events = [(t, classify(sql)) for t, thread, sql in stats["statements"] if thread == "APScheduler"]
+    events += [(t, kind) for t, thread, kind in stats["extras"] if thread == "APScheduler"]
+    events = sorted(e for e in events if e[0] >= due - 0.25)[:limit]
+    timeline = [[round((t - due) * 1000, 1), kind] for t, kind in events]
+    timeline.append([round((first_fire - due) * 1000, 1), "(first job starts)"])
+    return sorted(timeline)
+
+
+def loop_delays(stats: dict | None, start: float, duration: int) -> tuple[float | None, float | None]:
+    """Median over the fire instants of the scheduler loop's first statement and first commit after it (ms)."""
+    if not stats:
+        return None, None
+    loop = sorted(t for t, thread, _ in stats["statements"] if thread == "APScheduler")
+    commits = sorted(t for t, thread, kind in stats["extras"] if thread == "APScheduler" and kind == "COMMIT")
+    first_stmt, first_commit = [], []
+    for k in range(duration):
+        at = start + k
+        s = next((t for t in loop if at <= t < at + 1), None)
+        c = next((t for t in commits if at <= t < at + 1), None)
+        if s is not None:
+            first_stmt.append((s - at) * 1000)
+        if c is not None:
+            first_commit.append((c - at) * 1000)
+    med = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
+    return med(first_stmt), med(first_commit)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = max(0, math.ceil(p / 100 * len(ordered)) - 1)
+    return ordered[index]
+
+
+# --- databases ----------------------------------------------------------------------------
+
+
+class Databases:
+    """Creates a fresh database per run, from a migrated template per package where it can."""
+
+    def __init__(self, bench: "Bench") -> None:
+        self.bench = bench
+        self.sqlite_dir = bench.workdir / "sqlite"
+        self.sqlite_dir.mkdir()
+        self.templates: dict[tuple[str, str], str] = {}
+        self.created: dict[str, list[str]] = defaultdict(list)
+        self.counter = 0
+
+    def _pg(self):
+        import psycopg
+
+        return psycopg.connect(dbname="postgres", autocommit=True, **PG)
+
+    def _mysql(self):
+        import pymysql
+
+        return pymysql.connect(autocommit=True, **MYSQL)
+
+    def _unique(self, tag: str) -> str:
+        self.counter += 1
+        return re.sub(r"\W", "_", f"bench_{os.getpid()}_{self.counter}_{tag}")[:60]
+
+    def _create_empty(self, db: str, name: str) -> str:
+        if db == "sqlite":
+            return str(self.sqlite_dir / f"{name}.sqlite3")
+        if db == "postgres":
+            with self._pg() as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        elif db == "mariadb":
+            with self._mysql() as conn:
+                conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        self.created[db].append(name)
+        return name
+
+    def _template(self, db: str, env: str) -> str:
+        key = (db, env)
+        if key not in self.templates:
+            name = self._create_empty(db, self._unique(f"tpl_{env}"))
+            self.bench.run_tool(env, ["migrate"], db, name, timeout=180)
+            self.templates[key] = name
+        return self.templates[key]
+
+    def new(self, db: str, env: str, tag: str) -> str:
+        """A fresh migrated database for env ("ours"/"orig"); an empty one for "sqlalchemy"."""
+        name = self._unique(f"{env}_{tag}")
+        if env == "sqlalchemy":
+            return self._create_empty(db, name)
+        if db == "sqlite":
+            path = self.sqlite_dir / f"{name}.sqlite3"
+            shutil.copyfile(self._template(db, env), path)
+            return str(path)
+        if db == "postgres":
+            template = self._template(db, env)
+            with self._pg() as conn:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            self.created[db].append(name)
+            return name
+        # MariaDB has no template databases: migrate each one.
+        self._create_empty(db, name)
+        self.bench.run_tool(env, ["migrate"], db, name, timeout=300)
+        return name
+
+    def drop(self, db: str, name: str) -> None:
+        if db == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(name + suffix).unlink(missing_ok=True)
+            return
+        try:
+            if db == "postgres":
+                with self._pg() as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            elif db == "mariadb":
+                with self._mysql() as conn:
+                    conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        except Exception as error:  # noqa: BLE001 - best effort clean-up
+            log(f"could not drop {db} database {name}: {error}")
+        if name in self.created[db]:
+            self.created[db].remove(name)
+
+    def drop_all(self) -> None:
+        for db, names in list(self.created.items()):
+            for name in list(names):
+                self.drop(db, name)
+
+    def versions(self, dbs: set[str]) -> dict:
+        found = {}
+        if "postgres" in dbs:
+            with self._pg() as conn:
+                found["PostgreSQL"] = conn.execute("SHOW server_version").fetchone()[0]
+        if "mariadb" in dbs:
+            with self._mysql() as conn:
+                cursor = conn.cursor()
+                cursor.execute("SELECT VERSION()")
+                found["MariaDB"] = cursor.fetchone()[0]
+        return found
+
+
+# --- the benchmark ------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.python = {"ours": args.ours_python, "orig": args.orig_python, "sqlalchemy": args.orig_python}
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench_"))
+        self.dbs = Databases(self)
+        self.results: dict = {"scenarios": {}}
+        self.run_index = 0
+
+    # helpers -------------------------------------------------------------------------
+
+    def env_vars(self, db: str, name: str) -> dict:
+        env = dict(os.environ)
+        env.update(
+            BENCH_DB=db, BENCH_DB_NAME=name, PYTHONPATH=str(BENCH), DJANGO_SETTINGS_MODULE="bench_settings",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def sa_url(self, db: str, name: str) -> str:
+        if db == "sqlite":
+            return f"sqlite:///{name}"
+        if db == "postgres":
+            return f"postgresql+psycopg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+        return f"mysql+pymysql://{MYSQL['user']}@{MYSQL['host']}:{MYSQL['port']}/{name}"
+
+    def store_args(self, env: str, db: str, name: str) -> list[str]:
+        if env == "sqlalchemy":
+            return ["--store", "sqlalchemy", "--sa-url", self.sa_url(db, name)]
+        return ["--store", "django"]
+
+    def run_tool(self, env: str, argv: list[str], db: str, name: str, timeout: float) -> str:
+        """Run a scheduler_proc.py subcommand; a failed connection (shared server busy or
+        restarting) is tried again twice, a few seconds apart."""
+        command = [self.python[env], str(PROC)] + argv
+        for attempt in range(3):
+            result = subprocess.run(
+                command, env=self.env_vars(db, name), cwd=BENCH, capture_output=True, text=True, timeout=timeout
+            )
+            if result.returncode == 0:
+                return result.stdout
+            if "OperationalError" not in result.stderr or attempt == 2:
+                break
+            log(f"retrying after a database connection error: {result.stderr.strip().splitlines()[-1][:200]}")
+            time.sleep(3)
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+
+    def start(self, env: str, db: str, name: str, label: str, extra: list[str]) -> Proc:
+        self.run_index += 1
+        argv = [self.python[env], str(PROC), "run"] + self.store_args(env, db, name) + extra
+        return Proc(self.workdir, f"{self.run_index:03d}_{label}", argv, self.env_vars(db, name))
+
+    def envs(self, with_reference: bool = False) -> list[str]:
+        envs = ["ours", "orig"]
+        if with_reference and not self.args.no_reference:
+            envs.append("sqlalchemy")
+        return envs
+
+    def record(self, scenario: str, db: str, env: str, result: dict) -> None:
+        self.results["scenarios"].setdefault(scenario, {}).setdefault(db, {}).setdefault(env, []).append(result)
+        self.save()
+
+    def save(self) -> None:
+        path = Path(self.args.results)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.results, indent=1, sort_keys=True))
+
+    # scenarios -------------------------------------------------------------------------
+
+    def burst(self, db: str, env: str, repeat: int) -> dict:
+        """N date jobs due at one instant: fires per second until all ran, SQL per fire."""
+        n = self.args.burst_jobs
+        name = self.dbs.new(db, env, f"burst{repeat}")
+        calls = self.workdir / f"burst_{db}_{env}_{repeat}.log"
+        try:
+            due = time.time() + self.args.burst_lead
+            self.run_tool(env, ["seed", *self.store_args(env, db, name), "--date-jobs", str(n), "--run-at",
+                                str(due), "--log", str(calls), "--grace", "3600"], db, name, timeout=120)
+            proc = self.start(env, db, name, f"burst_{db}_{env}", ["--log", str(calls), "--grace", "3600"])
+            ready = proc.wait_ready(60)
+            last_count, last_progress = 0, max(time.time(), due)
+            deadline = due + self.args.burst_timeout
+            while True:
+                count = count_lines(calls)
+                now = time.time()
+                if count != last_count:
+                    last_count, last_progress = count, now
+                if count >= n or now > deadline or proc.popen.poll() is not None or proc.thread_died():
+                    break
+                if now > due and now - last_progress > self.args.stall_timeout:
+                    break
+                time.sleep(0.05)
+            time.sleep(self.args.settle)  # the last results are written after the last call
+            stats = proc.stop()
+            rows = [r for r in read_log(calls) if r[0].startswith("burst")]
+            ran = {r[0] for r in rows}
+            times = sorted(r[2] for r in rows)
+            result: dict = {"n": n, "fires": len(ran), "executions": len(rows), "duplicates": len(rows) - len(ran)}
+            result["late_start"] = ready is None or ready > due
+            if times:
+                result["first_fire_ms"] = (times[0] - due) * 1000
+                result["elapsed_s"] = times[-1] - due
+                result["fires_per_s"] = len(ran) / max(times[-1] - due, 1e-6)
+                window = sql_window(stats, due - 0.25, times[-1] + self.args.settle)
+                result["sql"] = scaled(window, len(ran))
+                result["loop_timeline"] = loop_timeline(stats, due, times[0])
+            if len(ran) >= n:
+                result["status"] = "ok"
+            elif (stats and not stats.get("scheduler_alive")) or proc.thread_died() or proc.popen.returncode:
+                result["status"] = "crashed"
+            else:
+                result["status"] = "stalled"
+            result["error"] = proc.error_summary()
+            return result
+        finally:
+            self.dbs.drop(db, name)
+
+    def lag(self, db: str, env: str, repeat: int) -> dict:
+        """K interval jobs every second: lag = actual start - scheduled time."""
+        jobs, duration = self.args.lag_jobs, self.args.lag_duration
+        name = self.dbs.new(db, env, f"lag{repeat}")
+        calls = self.workdir / f"lag_{db}_{env}_{repeat}.log"
+        try:
+            start = math.ceil(time.time() + self.args.lead)
+            proc = self.start(env, db, name, f"lag_{db}_{env}", [
+                "--log", str(calls), "--interval-jobs", str(jobs), "--interval", "1", "--start-at", str(start),
+                "--grace", "30"])
+            ready = proc.wait_ready(60)
+            self.sleep_until(start + duration + self.args.settle + 0.5, proc)
+            stats = proc.stop()
+            per_job = defaultdict(list)
+            for job_id, _pid, t in read_log(calls):
+                per_job[job_id].append(t)
+            lags = []
+            executed = 0
+            for job_id, times in per_job.items():
+                # The i-th execution of a job belongs to its i-th fire: each fire runs once
+                # (one scheduler, a 30 s grace time), in order.
+                for index, t in enumerate(sorted(times)[:duration]):
+                    lags.append((t - (start + index)) * 1000)
+                    executed += 1
+            expected = jobs * duration
+            window = sql_window(stats, start, start + duration)
+            wake, commit = loop_delays(stats, start, duration)
+            alive = bool(stats and stats.get("scheduler_alive"))
+            return {
+                "status": "ok" if alive and executed == expected else ("crashed" if not alive else "missed fires"),
+                "late_start": ready is None or ready > start,
+                "expected": expected,
+                "executed": executed,
+                "missing": expected - executed,
+                "min_ms": min(lags) if lags else None,
+                "p50_ms": percentile(lags, 50),
+                "p99_ms": percentile(lags, 99),
+                "max_ms": max(lags) if lags else None,
+                "lags_ms": [round(x, 3) for x in lags],
+                "loop_first_statement_ms": wake,
+                "loop_first_commit_ms": commit,
+                "sql": scaled(window, executed),
+                "error": proc.error_summary(),
+            }
+        finally:
+            self.dbs.drop(db, name)
+
+    def idle(self, combos: list[tuple[str, str]], repeat: int) -> dict:
+        """K jobs due next week, every combination at once (they are idle): SQL per minute, CPU."""
+        names, procs = {}, {}
+        try:
+            for db, env in combos:
+                names[(db, env)] = self.dbs.new(db, env, f"idle{repeat}")
+            for db, env in combos:
+                procs[(db, env)] = self.start(env, db, names[(db, env)], f"idle_{db}_{env}", [
+                    "--weekly-jobs", str(self.args.idle_jobs), "--log", str(self.workdir / "idle.log")])
+            for proc in procs.values():
+                proc.wait_ready(60)
+            time.sleep(3.0)  # start-up transients are not idling
+            t0 = time.time()
+            cpu0 = {key: proc.cpu_seconds() for key, proc in procs.items()}
+            time.sleep(self.args.idle_duration)
+            t1 = time.time()
+            cpu1 = {key: proc.cpu_seconds() for key, proc in procs.items()}
+            results = {}
+            minutes = (t1 - t0) / 60
+            for key, proc in procs.items():
+                stats = proc.stop()
+                cpu = None if cpu0[key] is None or cpu1[key] is None else cpu1[key] - cpu0[key]
+                results[key] = {
+                    "window_s": t1 - t0,
+                    "sql_per_min": scaled(sql_window(stats, t0, t1), minutes),
+                    "cpu_s": cpu,
+                    "cpu_s_per_min": None if cpu is None else cpu / minutes,
+                    "error": proc.error_summary(),
+                }
+            return results
+        finally:
+            for (db, _env), name in names.items():
+                self.dbs.drop(db, name)
+
+    def startup(self, db: str, env: str, repeat: int) -> dict:
+        """Time to a running scheduler (its first fire) and peak memory, empty and with K stored jobs."""
+        result = {"jobs": self.args.startup_jobs}
+        for label, jobs in (("empty", 0), ("full", self.args.startup_jobs)):
+            name = self.dbs.new(db, env, f"start{label}{repeat}")
+            calls = self.workdir / f"startup_{db}_{env}_{label}_{repeat}.log"
+            try:
+                if jobs:
+                    t = time.time()
+                    self.run_tool(env, ["seed", "--weekly-jobs", str(jobs), "--log", str(calls)], db, name,
+                                  timeout=300)
+                    result["seed_s"] = time.time() - t
+                proc = self.start(env, db, name, f"startup_{db}_{env}_{label}", ["--sentinel", "--log", str(calls)])
+                ready = proc.wait_ready(120)
+                deadline = time.time() + self.args.startup_timeout
+                fired = None
+                while time.time() < deadline and fired is None and proc.popen.poll() is None:
+                    fired = next((r[2] for r in read_log(calls) if r[0] == "sentinel"), None)
+                    time.sleep(0.02)
+                stats = proc.stop()
+                result[label] = {
+                    "ready_s": None if ready is None else ready - proc.spawned,
+                    "first_fire_s": None if fired is None else fired - proc.spawned,
+                    "maxrss_mb": stats["maxrss_kb"] / 1024 if stats else None,
+                    "error": proc.error_summary(),
+                }
+            finally:
+                self.dbs.drop(db, name)
+        return result
+
+    def live(self, db: str, env: str, repeat: int) -> dict:
+        """Another process reschedules a stored job to now: how long until the scheduler runs it."""
+        name = self.dbs.new(db, env, f"live{repeat}")
+        calls = self.workdir / f"live_{db}_{env}_{repeat}.log"
+        try:
+            proc = self.start(env, db, name, f"live_{db}_{env}", [
+                "--weekly-jobs", str(self.args.idle_jobs), "--log", str(calls)])
+            proc.wait_ready(60)
+            time.sleep(2.0)
+            latencies: list[float | None] = []
+            for index in range(self.args.live_changes):
+                job_id = f"weekly{index:06d}"
+                out = self.run_tool(env, ["change", "--job-id", job_id], db, name, timeout=60)
+                changed_at = json.loads(out.strip().splitlines()[-1])["changed_at"]
+                deadline = changed_at + self.args.live_timeout
+                ran = None
+                while ran is None and time.time() < deadline:
+                    ran = next((r[2] for r in read_log(calls) if r[0] == job_id), None)
+                    time.sleep(0.01)
+                latencies.append(None if ran is None else (ran - changed_at) * 1000)
+                if ran is None:
+                    break  # not obeyed: further changes would only wait as long again
+                time.sleep(0.5)
+            proc.stop()
+            obeyed = [x for x in latencies if x is not None]
+            return {
+                "latencies_ms": latencies,
+                "obeyed": len(obeyed),
+                "tried": len(latencies),
+                "median_ms": statistics.median(obeyed) if obeyed else None,
+                "timeout_s": self.args.live_timeout,
+                "error": proc.error_summary(),
+            }
+        finally:
+            self.dbs.drop(db, name)
+
+    def multi(self, db: str, env: str, repeat: int) -> dict:
+        """Several schedulers on one database, the same interval jobs: duplicates and misses."""
+        count, jobs, duration = self.args.multi_schedulers, self.args.multi_jobs, self.args.multi_duration
+        name = self.dbs.new(db, env, f"multi{repeat}")
+        calls = self.workdir / f"multi_{db}_{env}_{repeat}.log"
+        procs = []
+        try:
+            start = math.ceil(time.time() + self.args.lead + 1.5 * count)
+            for index in range(count):
+                procs.append(self.start(env, db, name, f"multi_{db}_{env}_{index}", [
+                    "--log", str(calls), "--interval-jobs", str(jobs), "--interval", "1", "--start-at", str(start),
+                    "--grace", "30"]))
+            readies = [proc.wait_ready(90) for proc in procs]
+            self.sleep_until(start + duration + self.args.settle + 0.5, *procs)
+            for proc in procs:  # all at once, then collect each one's statistics
+                if proc.popen.poll() is None:
+                    proc.popen.send_signal(signal.SIGTERM)
+            stats = [proc.stop() for proc in procs]
+            fires = Counter()
+            per_process = Counter()
+            for job_id, pid, t in read_log(calls):
+                index = math.floor(t - start)  # lag < 1 s: the fire an execution belongs to
+                if 0 <= index < duration:
+                    fires[(job_id, index)] += 1
+                    per_process[pid] += 1
+            expected = jobs * duration
+            executions = sum(fires.values())
+            return {
+                "schedulers": count,
+                "expected": expected,
+                "executions": executions,
+                "distinct": len(fires),
+                "duplicates": executions - len(fires),
+                "misses": expected - len(fires),
+                "fires_run_more_than_once": sum(1 for c in fires.values() if c > 1),
+                "per_process": sorted(per_process.values(), reverse=True),
+                "late_start": any(r is None or r > start for r in readies),
+                "alive": [bool(s and s.get("scheduler_alive")) for s in stats],
+                "errors": [proc.error_summary() for proc in procs if proc.error_summary()],
+            }
+        finally:
+            for proc in procs:
+                proc.stop(timeout=5)
+            self.dbs.drop(db, name)
+
+    def sleep_until(self, when: float, *procs: Proc) -> None:
+        while time.time() < when:
+            if procs and all(p.popen.poll() is not None for p in procs):
+                return
+            time.sleep(min(0.2, max(0.0, when - time.time())))
+
+    # orchestration ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        a = self.args
+        scenarios = [s for s in ALL_SCENARIOS if s in a.scenarios]
+        dbs = a.dbs
+        started = time.time()
+        self.results["meta"] = self.machine(set(dbs) | set(a.multi_dbs if "multi" in scenarios else []))
+        self.results["settings"] = {k: v for k, v in vars(a).items()
+                                    if k not in ("ours_python", "orig_python", "results", "render_only")}
+        self.results["command"] = command_line(a)
+        for scenario in scenarios:
+            t = time.time()
+            if scenario == "idle":
+                for repeat in range(a.repeat):
+                    combos = [(db, env) for db in dbs for env in self.envs()]
+                    log(f"idle: {len(combos)} schedulers at once for {a.idle_duration:g}s (run {repeat + 1})")
+                    for (db, env), result in self.idle(combos, repeat).items():
+                        self.record("idle", db, env, result)
+                        log(f"  idle {db} {env}: {brief('idle', result)}")
+            else:
+                method = getattr(self, scenario)
+                targets = a.multi_dbs if scenario == "multi" else dbs
+                for db in targets:
+                    for repeat in range(a.repeat):
+                        for env in self.envs(with_reference=scenario == "burst"):
+                            try:
+                                result = method(db, env, repeat)
+                            except Exception as error:  # noqa: BLE001 - a failed run is a result
+                                result = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:500]}
+                                kill_all()
+                            self.record(scenario, db, env, result)
+                            log(f"{scenario} {db} {env} #{repeat + 1}: {brief(scenario, result)}")
+            log(f"{scenario} took {time.time() - t:.0f}s")
+        self.results["meta"]["elapsed_s"] = time.time() - started
+        self.results["meta"]["load_average_end"] = os.getloadavg()
+        self.save()
+
+    def machine(self, dbs: set[str]) -> dict:
+        cpu = "unknown"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = next(
+            (line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+             if line.startswith("MemTotal")), "unknown")
+        versions = {env: json.loads(self.run_tool(env, ["info"], "sqlite", "/dev/null", timeout=60))
+                    for env in ("ours", "orig")}
+        return {
+            "nproc": os.cpu_count(),
+            "cpu": cpu,
+            "memory": mem,
+            "kernel": platform.release(),
+            "load_average_start": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "versions": versions,
+            "databases": self.dbs.versions(dbs),
+        }
+
+
+def brief(scenario: str, r: dict) -> str:
+    if r.get("status") == "failed":
+        return f"FAILED {r.get('error')}"
+    if scenario == "burst":
+        sql = (r.get("sql") or {}).get("statements")
+        fps = r.get("fires_per_s")
+        return (f"{r.get('status')} {r.get('fires')}/{r.get('n')} fires, "
+                f"{fps or 0:.0f} fires/s, {sql if sql is None else round(sql, 2)} stmts/fire"
+                + (f" [{r['error']}]" if r.get("error") else ""))
+    if scenario == "lag":
+        return (f"{r['status']}: p50 {r['p50_ms'] or 0:.1f} ms, p99 {r['p99_ms'] or 0:.1f} ms, "
+                f"max {r['max_ms'] or 0:.1f} ms, {r['executed']}/{r['expected']} fires"
+                + (f" [{r['error']}]" if r.get("error") else ""))
+    if scenario == "idle":
+        return f"{r['sql_per_min']['statements']} stmts/min, cpu {r['cpu_s']} s"
+    if scenario == "startup":
+        return f"empty {r['empty']} / {r['jobs']} jobs {r['full']}"
+    if scenario == "live":
+        return f"latencies {r['latencies_ms']} ms"
+    if scenario == "multi":
+        return (f"{r['executions']} executions of {r['expected']} fires: {r['duplicates']} duplicates, "
+                f"{r['misses']} misses")
+    return str(r)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run: bench/run.sh plus the options that differ from the defaults."""
+    parser = build_parser()
+    defaults = vars(parser.parse_args(["--ours-python", "x", "--orig-python", "x"]))
+    parts = ["bench/run.sh"]
+    for key, value in vars(args).items():
+        if key in ("ours_python", "orig_python", "render_only", "results") or value == defaults.get(key):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag)
+        elif isinstance(value, list):
+            parts += [flag, ",".join(value)]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Benchmark this package against django-apscheduler 0.7.0.")
+    p.add_argument("--ours-python", required=True, help="interpreter of the environment with this package")
+    p.add_argument("--orig-python", required=True, help="interpreter of the environment with 0.7.0")
+    p.add_argument("--scenarios", type=csv, default=list(ALL_SCENARIOS), help="comma-separated: " + ",".join(ALL_SCENARIOS))
+    p.add_argument("--dbs", type=csv, default=["sqlite", "postgres"], help="databases of all but the multi scenario")
+    p.add_argument("--multi-dbs", type=csv, default=["postgres", "mariadb"], help="databases of the multi scenario")
+    p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the report gives medians")
+    p.add_argument("--burst-jobs", type=int, default=1000)
+    p.add_argument("--burst-lead", type=float, default=5.0, help="seconds between seeding and the burst instant")
+    p.add_argument("--burst-timeout", type=float, default=120.0)
+    p.add_argument("--stall-timeout", type=float, default=10.0, help="give up a burst after this long without a fire")
+    p.add_argument("--no-reference", action="store_true", help="skip APScheduler's SQLAlchemyJobStore in the burst")
+    p.add_argument("--lag-jobs", type=int, default=50)
+    p.add_argument("--lag-duration", type=int, default=15, help="seconds (the issue's full setting is 30)")
+    p.add_argument("--idle-jobs", type=int, default=100)
+    p.add_argument("--idle-duration", type=float, default=60.0)
+    p.add_argument("--startup-jobs", type=int, default=100_000)
+    p.add_argument("--startup-timeout", type=float, default=60.0)
+    p.add_argument("--live-changes", type=int, default=3)
+    p.add_argument("--live-timeout", type=float, default=8.0)
+    p.add_argument("--multi-schedulers", type=int, default=4)
+    p.add_argument("--multi-jobs", type=int, default=20)
+    p.add_argument("--multi-duration", type=int, default=20, help="seconds (the issue's full setting is 30)")
+    p.add_argument("--lead", type=float, default=4.0, help="seconds between starting schedulers and the first fire")
+    p.add_argument("--settle", type=float, default=1.0, help="seconds left for the last results to be written")
+    p.add_argument("--results", default=str(RESULTS), help="where to save the raw results (JSON)")
+    p.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    p.add_argument("--render-only", metavar="RESULTS_JSON", help="only render docs/benchmarks.md from saved results")
+    return p
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    import report
+
+    if args.render_only:
+        report.render(json.loads(Path(args.render_only).read_text()))
+        return
+    bench = Bench(args)
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        bench.run()
+    finally:
+        kill_all()
+        bench.dbs.drop_all()
+        shutil.rmtree(bench.workdir, ignore_errors=True)
+    if not args.no_doc:
+        report.render(bench.results)
+        log(f"wrote {report.DOC.relative_to(ROOT)} and plots in {report.PLOTS.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()
