@@ -251,10 +251,10 @@ class DjangoJobAdmin(admin.ModelAdmin):
         return get_local_dt_format(obj.next_run_time)
 
     @admin.display(description=_("broken"), ordering="broken")
-    def broken_flag(self, obj: DjangoJob) -> SafeString | str:
+    def broken_flag(self, obj: DjangoJob) -> SafeString | None:
         """Shown only for broken jobs, in red: a column of red crosses for healthy jobs would alarm."""
         if not obj.broken:
-            return ""
+            return None  # the admin's "-", on every Django version
         return format_html('<strong style="color: {};" title="{}">{}</strong>', STATUS_COLORS[DjangoJobExecution.ERROR], obj.broken_reason, gettext("broken"))
 
     @admin.display(description=_("name"))
