@@ -99,6 +99,8 @@ class ClaimedFires:
 @dataclass
 class _Candidate:
     job_id: str
+    # The column value this claim read, for compare-and-set: next_run_time for a
+    # due fire, run_requested_at for a run request.
     stored_next_run_time: datetime
     job: Job
     run_times: list[datetime]

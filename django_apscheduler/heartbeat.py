@@ -135,9 +135,6 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
-    def wake(self) -> None:
-        """Check for changes now (e.g. a PostgreSQL notification arrived)."""
-        self._last_beat = 0.0
 
     def run(self) -> None:
         poll_interval = float(conf.get("APSCHEDULER_POLL_INTERVAL"))

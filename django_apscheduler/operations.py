@@ -19,7 +19,7 @@ from .claims import load_job_state
 from .describe import describe_trigger
 from .jobstores import DjangoJobStore
 from .models import DjangoJob, DjangoJobExecution
-from .timezones import to_db
+from .timezones import to_db, utc_now
 
 
 class UnknownJob(LookupError):
@@ -114,7 +114,7 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
     except Exception as error:
         raise ValueError(f"Job {job_id!r} cannot be loaded ({error}); fix its code first.") from None
     paused = row[0] is None
-    next_run_time = None if paused else trigger.get_next_fire_time(None, datetime.now(timezone.utc))
+    next_run_time = None if paused else trigger.get_next_fire_time(None, utc_now())
     state.update(
         trigger=trigger,
         max_instances=max_instances,
@@ -148,7 +148,7 @@ def create_job(
     # A Job needs a scheduler to be built; this one is never started, and the job
     # goes straight into the database, where running schedulers pick it up.
     builder = BackgroundScheduler(timezone=settings.TIME_ZONE or "UTC")
-    next_run_time = trigger.get_next_fire_time(None, datetime.now(timezone.utc))
+    next_run_time = trigger.get_next_fire_time(None, utc_now())
     job = Job(
         builder,
         id=job_id,
