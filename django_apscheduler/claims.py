@@ -207,13 +207,16 @@ def _take_run_requests(
 
 def _skip_fires_already_recorded(candidates: list[_Candidate]) -> None:
     """Drop fires that already have an execution row: they ran (or are running) already."""
-    # One range per job, served by the (job, run_time) unique index.
-    in_claimed_ranges = Q()
+    # Jobs due together share their range of claimed run times (a burst, jobs on the
+    # same cadence): one "job IN (...) AND run_time BETWEEN ..." term per range,
+    # served by the (job, run_time) unique index, keeps the query short to build.
+    jobs_by_range: dict[tuple[datetime, datetime], list[str]] = {}
     for candidate in candidates:
-        in_claimed_ranges |= Q(
-            job_id=candidate.job_id,
-            run_time__range=(to_db(candidate.run_times[0]), to_db(candidate.run_times[-1])),
-        )
+        claimed_range = (to_db(candidate.run_times[0]), to_db(candidate.run_times[-1]))
+        jobs_by_range.setdefault(claimed_range, []).append(candidate.job_id)
+    in_claimed_ranges = Q()
+    for claimed_range, job_ids in jobs_by_range.items():
+        in_claimed_ranges |= Q(job_id__in=job_ids, run_time__range=claimed_range)
     recorded = set(DjangoJobExecution.objects.filter(in_claimed_ranges).values_list("job_id", "run_time"))
     if not recorded:
         return
@@ -242,11 +245,7 @@ def _advance_schedules(candidates: list[_Candidate]) -> list[_Candidate]:
     if not continuing:
         return finished
     if supports_skip_locked() or _holds_database_lock():
-        rows = []
-        for candidate in continuing:
-            row = DjangoJob(pk=candidate.job_id, next_run_time=to_db(candidate.next_run_time))
-            rows.append(row)
-        DjangoJob.objects.bulk_update(rows, ["next_run_time"])
+        _store_next_run_times(continuing)
         return finished + continuing
     owned = []
     for candidate in continuing:
@@ -256,6 +255,27 @@ def _advance_schedules(candidates: list[_Candidate]) -> list[_Candidate]:
         if updated:
             owned.append(candidate)
     return finished + owned
+
+
+# Above this many distinct next run times, one CASE-per-row UPDATE is cheaper than
+# one UPDATE per distinct time.
+_MAX_GROUPED_UPDATES = 8
+
+
+def _store_next_run_times(candidates: list[_Candidate]) -> None:
+    """Write the candidates' next run times, knowing nobody else can claim them meanwhile."""
+    # Jobs due together usually move on together (the same interval or cron
+    # schedule): then one UPDATE per distinct next run time is cheaper, to build
+    # and to run, than a CASE over every row.
+    jobs_by_time: dict[datetime, list[str]] = {}
+    for candidate in candidates:
+        jobs_by_time.setdefault(to_db(candidate.next_run_time), []).append(candidate.job_id)
+    if len(jobs_by_time) <= _MAX_GROUPED_UPDATES:
+        for next_run_time, job_ids in jobs_by_time.items():
+            DjangoJob.objects.filter(pk__in=job_ids).update(next_run_time=next_run_time)
+        return
+    rows = [DjangoJob(pk=c.job_id, next_run_time=to_db(c.next_run_time)) for c in candidates]
+    DjangoJob.objects.bulk_update(rows, ["next_run_time"])
 
 
 def _holds_database_lock() -> bool:

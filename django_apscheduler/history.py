@@ -5,14 +5,15 @@ by the job store when it claims the fire, or here on submission for in-memory
 jobs) and ends with a final status. Events can arrive in any order (a fast job's
 "executed" event can beat the scheduler's "submitted" event), so a start never
 overwrites a final status, and a final status creates the row if it is missing.
-Every write is an UPDATE first and an INSERT only when nothing matched, guarded by
-the (job, run_time) unique constraint: no IntegrityError or MultipleObjectsReturned
-reaches the logs.
+The writes themselves go through a ``HistoryWriter`` (see ``history_writer``),
+which batches them in its own thread: the threads that run jobs never wait for
+the database to record a result.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -29,10 +30,9 @@ from apscheduler.events import (
     JobSubmissionEvent,
     SchedulerEvent,
 )
-from django.db import IntegrityError, transaction
 
-from . import timing
-from .database import run_with_retry
+from . import history_writer, timing
+from .history_writer import HistoryWriter
 from .models import DjangoJobExecution
 from .timezones import to_db
 
@@ -42,38 +42,57 @@ HISTORY_EVENTS = (
     EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
 )
 
-# Retries for history writes: bounded, because they run in executor threads and
-# must not hold a worker for ever; the fire itself is already safe in the store.
-_HISTORY_ATTEMPTS = 8
 _MAX_REMEMBERED_FIRES = 100_000
 _MAX_EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
+_MISSING = object()
 
 
 class HistoryRecorder:
-    """An APScheduler listener that records the executions of one job store's jobs."""
+    """An APScheduler listener that records the executions of one job store's jobs.
+
+    ``start()`` gives it a writer thread (the job stores do); until then, and after
+    ``stop()``, every write is made at once in the thread that reports the event.
+    """
 
     def __init__(self, jobstore_alias: str, scheduler_instance_id: int | None = None) -> None:
         self.jobstore_alias = jobstore_alias
         self.scheduler_instance_id = scheduler_instance_id
+        self.writer = HistoryWriter(f"django-apscheduler-history-{jobstore_alias}")
         # Fires whose "Started execution" row the job store already wrote when it
-        # claimed them: their submission event needs no query, and must not write a
-        # start row even when it arrives after the result (a fast job's "executed"
-        # event can come first). Consumed by that submission (or refusal) event;
-        # bounded in case an event never comes (ordered, oldest dropped first).
+        # claimed them: their submission event writes nothing. (A start that does
+        # reach the writer never overwrites a result, whichever event came first.)
+        # Consumed by that submission (or refusal) event; bounded in case an event
+        # never comes (ordered, oldest dropped first).
         self._already_recorded: dict[tuple[str, datetime], None] = {}
+        self._remember_lock = threading.Lock()
         # Jobs whose history keeps failures only (DjangoJob.history): a successful
         # fire's row is deleted instead of being marked Executed.
         self._failures_only: set[str] = set()
 
+    def start(self) -> None:
+        self.writer.start()
+
+    def stop(self) -> None:
+        """Write every queued result, then stop the writer thread."""
+        self.writer.stop()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every result reported so far is written."""
+        return self.writer.flush(timeout)
+
     def mark_recorded(self, job_id: str, run_times: Iterable[datetime], keep_successes: bool = True) -> None:
         for run_time in run_times:
-            self._already_recorded[(job_id, run_time)] = None
-        while len(self._already_recorded) > _MAX_REMEMBERED_FIRES:
-            del self._already_recorded[next(iter(self._already_recorded))]
+            self._remember((job_id, run_time))
         if keep_successes:
             self._failures_only.discard(job_id)
         else:
             self._failures_only.add(job_id)
+
+    def _remember(self, key: tuple[str, datetime]) -> None:
+        with self._remember_lock:
+            self._already_recorded[key] = None
+            while len(self._already_recorded) > _MAX_REMEMBERED_FIRES:
+                del self._already_recorded[next(iter(self._already_recorded))]
 
     def __call__(self, event: SchedulerEvent) -> None:
         if getattr(event, "jobstore", None) != self.jobstore_alias:
@@ -101,24 +120,13 @@ class HistoryRecorder:
             self._record_outcome(event)
 
     def _record_started(self, event: JobSubmissionEvent) -> None:
-        missing = [
-            run_time
-            for run_time in event.scheduled_run_times
-            if (event.job_id, run_time) not in self._already_recorded
-        ]
         for run_time in event.scheduled_run_times:
-            self._already_recorded.pop((event.job_id, run_time), None)
-        for run_time in missing:
-            run_with_retry(
-                lambda run_time=run_time: _insert_if_absent(
-                    event.job_id,
-                    to_db(run_time),
-                    status=DjangoJobExecution.SENT,
-                    scheduler_id=self.scheduler_instance_id,
-                ),
-                "recording a job start",
-                attempts=_HISTORY_ATTEMPTS,
-            )
+            if self._already_recorded.pop((event.job_id, run_time), _MISSING) is _MISSING:
+                self.writer.submit(
+                    history_writer.start(
+                        event.job_id, to_db(run_time), status=DjangoJobExecution.SENT, scheduler_id=self.scheduler_instance_id
+                    )
+                )
 
     def _record_outcome(self, event: JobExecutionEvent) -> None:
         measured = timing.clock.pop(event.job_id, event.scheduled_run_time)
@@ -140,19 +148,14 @@ class HistoryRecorder:
         self._finish(event.job_id, event.scheduled_run_time, status=status, **fields)
 
     def _finish(self, job_id: str, run_time: datetime, *, status: str, **fields: Any) -> None:
-        run_with_retry(
-            lambda: _upsert_final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_instance_id, **fields),
-            "recording a job result",
-            attempts=_HISTORY_ATTEMPTS,
+        self.writer.submit(
+            history_writer.final(
+                job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_instance_id, **fields
+            )
         )
-
 
     def _forget(self, job_id: str, run_time: datetime) -> None:
-        run_with_retry(
-            lambda: DjangoJobExecution.objects.filter(job_id=job_id, run_time=to_db(run_time)).delete(),
-            "dropping a successful run of a failures-only job",
-            attempts=_HISTORY_ATTEMPTS,
-        )
+        self.writer.submit(history_writer.forget(job_id, to_db(run_time)))
 
 
 def _describe_exception(exception: BaseException | None) -> str:
@@ -160,31 +163,6 @@ def _describe_exception(exception: BaseException | None) -> str:
     if len(text) > _MAX_EXCEPTION_LENGTH:
         text = text[: _MAX_EXCEPTION_LENGTH - 1] + "…"
     return text
-
-
-def _insert_if_absent(job_id: str, run_time: datetime, **fields: Any) -> None:
-    if DjangoJobExecution.objects.filter(job_id=job_id, run_time=run_time).exists():
-        return
-    try:
-        with transaction.atomic():
-            DjangoJobExecution.objects.create(job_id=job_id, run_time=run_time, **fields)
-    except IntegrityError:
-        # Another thread recorded the same fire a moment ago: that row wins.
-        pass
-
-
-def _upsert_final(job_id: str, run_time: datetime, *, status: str, scheduler_id: int | None, **fields: Any) -> None:
-    rows = DjangoJobExecution.objects.filter(job_id=job_id, run_time=run_time)
-    if rows.update(status=status, **fields):
-        return
-    try:
-        with transaction.atomic():
-            DjangoJobExecution.objects.create(
-                job_id=job_id, run_time=run_time, status=status, scheduler_id=scheduler_id, **fields
-            )
-    except IntegrityError:
-        # The start was recorded between our UPDATE and INSERT: update it now.
-        rows.update(status=status, **fields)
 
 
 def wait_for_results(execution_keys: list[tuple[str, datetime]], timeout: float, poll: float = 0.25) -> dict:

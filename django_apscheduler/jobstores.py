@@ -94,6 +94,7 @@ class DjangoJobStore(BaseJobStore):
         instance = heartbeat.register_scheduler()
         self._instance_id = instance.pk
         self._history = HistoryRecorder(alias, scheduler_instance_id=instance.pk)
+        self._history.start()
         scheduler.add_listener(self._history, HISTORY_EVENTS)
         # Code may have come back since a job was flagged: let every job try again.
         run_with_retry(
@@ -127,8 +128,12 @@ class DjangoJobStore(BaseJobStore):
             self._heartbeat.stop()
             self._heartbeat.join(timeout=10)
             self._heartbeat = None
-        if self._history is not None and self._scheduler is not None:
-            self._scheduler.remove_listener(self._history)
+        if self._history is not None:
+            if self._scheduler is not None:
+                self._scheduler.remove_listener(self._history)
+            # The executors have stopped (APScheduler shuts them down first): every
+            # result is queued; write them while this scheduler still counts as alive.
+            self._history.stop()
         if self._instance_id is not None:
             try:
                 run_with_retry(lambda: heartbeat.mark_stopped(self._instance_id), "recording the shutdown", attempts=3)
@@ -374,11 +379,14 @@ class DjangoMemoryJobStore(MemoryJobStore):
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
         super().start(scheduler, alias)
         self._history = HistoryRecorder(alias)
+        self._history.start()
         scheduler.add_listener(self._history, HISTORY_EVENTS)
 
     def shutdown(self) -> None:
-        if self._history is not None and self._scheduler is not None:
-            self._scheduler.remove_listener(self._history)
+        if self._history is not None:
+            if self._scheduler is not None:
+                self._scheduler.remove_listener(self._history)
+            self._history.stop()
         super().shutdown()
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
