@@ -8,7 +8,10 @@ and runs one small background thread that, every few seconds:
   (they were killed, or their host died), so none stays "Started" for ever;
 - asks the database for the earliest next run time (one indexed query) and wakes
   its scheduler when another process made a job due sooner than the scheduler
-  planned to look: changes made elsewhere are obeyed without a restart.
+  planned to look: changes made elsewhere are obeyed without a restart. On
+  PostgreSQL, notifications (``postgres.Listener``) do that at once; the thread
+  then polls only with its heartbeats, and polls every interval again while the
+  listening connection is down.
 """
 
 from __future__ import annotations
@@ -114,7 +117,14 @@ def mark_lost_executions(timeout: float) -> int:
 
 
 class Heartbeat(threading.Thread):
-    """The background thread described in the module docstring."""
+    """The background thread described in the module docstring.
+
+    An idle scheduler costs its database what this thread does, so it does little:
+    per poll interval one indexed "earliest next run time?" query, and on
+    PostgreSQL, where notifications already report every change, not even that:
+    it then only wakes for heartbeats (each with one safety poll). A heartbeat
+    is one UPDATE; dead schedulers' fires are looked for on every other one.
+    """
 
     def __init__(
         self,
@@ -122,40 +132,51 @@ class Heartbeat(threading.Thread):
         earliest_next_run_time: Callable[[], datetime | None],
         planned_wakeup: Callable[[], datetime | None],
         wake_scheduler: Callable[[], None],
+        notifications_live: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(name="django-apscheduler-heartbeat", daemon=True)
         self.instance_id = instance_id
         self._earliest_next_run_time = earliest_next_run_time
         self._planned_wakeup = planned_wakeup
         self._wake_scheduler = wake_scheduler
+        self._notifications_live = notifications_live
         self._stop_event = threading.Event()
         self._last_beat = 0.0
+        self._last_lost_check = 0.0
         self._last_prune = 0.0
 
     def stop(self) -> None:
         self._stop_event.set()
 
-
     def run(self) -> None:
-        poll_interval = float(conf.get("APSCHEDULER_POLL_INTERVAL"))
-        beat_interval = float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"))
-        while not self._stop_event.wait(poll_interval):
-            connection_hygiene()
+        while not self._stop_event.wait(self._tick_interval()):
+            # No "is the connection alive?" ping first: that would double the idle
+            # cost. A query on a dropped connection fails, and the retry reconnects.
+            connection_hygiene(check_idle=False)
             try:
-                if time.monotonic() - self._last_beat >= beat_interval:
+                if time.monotonic() - self._last_beat >= float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")):
                     run_with_retry(self._beat, "sending the scheduler heartbeat", should_stop=self._stop_event.is_set)
                     self._last_beat = time.monotonic()
-                else:
+                elif not self._notifications_live():
                     run_with_retry(self._poll, "checking for job changes", should_stop=self._stop_event.is_set)
             except Exception:
                 if self._stop_event.is_set():
                     break
-                logger.exception("Heartbeat failed; trying again in %ss", poll_interval)
+                logger.exception("Heartbeat failed; trying again in %ss", self._tick_interval())
         close_old_connections()
+
+    def _tick_interval(self) -> float:
+        if self._notifications_live():
+            return float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"))
+        return min(float(conf.get("APSCHEDULER_POLL_INTERVAL")), float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")))
 
     def _beat(self) -> None:
         SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
-        mark_lost_executions(float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+        timeout = float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT"))
+        # A dead peer is found within timeout + timeout / 2 seconds of its last beat.
+        if time.monotonic() - self._last_lost_check >= timeout / 2:
+            mark_lost_executions(timeout)
+            self._last_lost_check = time.monotonic()
         if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
             prune_dead_schedulers()
             enforce_history_retention()

@@ -22,7 +22,7 @@ from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLook
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from . import conf, heartbeat, postgres
 from .claims import ClaimedFires, claim_due_jobs, due_run_times, load_job_state, serialize_job
@@ -53,6 +53,27 @@ def _attach(job: Job, scheduler: BaseScheduler | None, alias: str | None) -> Non
     # they load (its Job has no public way to bind a restored job); we do the same.
     job._scheduler = scheduler
     job._jobstore_alias = alias
+
+
+def _earliest(column: str) -> Subquery:
+    return Subquery(
+        DjangoJob.objects.filter(broken=False, **{f"{column}__isnull": False}).order_by(column).values(column)[:1]
+    )
+
+
+def _earliest_fire_and_request() -> tuple[datetime | None, datetime | None]:
+    """(earliest next run time, earliest run request) of the jobs that can run.
+
+    The statement every idle scheduler repeats each poll interval, so it is one
+    statement of two index-ordered lookups. (MIN() would be simpler to write, but
+    with the "not broken" condition only PostgreSQL answers it from the index;
+    SQLite and MariaDB would scan every job.) Any one row of the table carries the
+    two subqueries; an empty table has nothing to run.
+    """
+    rows = DjangoJob.objects.order_by().annotate(
+        fire=_earliest("next_run_time"), request=_earliest("run_requested_at")
+    ).values_list("fire", "request")[:1]
+    return next(iter(rows), (None, None))
 
 
 def _check_job_id(job_id: Any) -> None:
@@ -101,16 +122,17 @@ class DjangoJobStore(BaseJobStore):
             lambda: DjangoJob.objects.filter(broken=True).update(broken=False, broken_reason=""),
             "clearing broken-job flags",
         )
+        if postgres.listening_available():
+            self._listener = postgres.Listener(on_due=self._wake_if_sooner, on_reconnect=scheduler.wakeup)
+            self._listener.start()
         self._heartbeat = heartbeat.Heartbeat(
             instance.pk,
             earliest_next_run_time=self._earliest_next_run_time,
             planned_wakeup=lambda: self._planned_wakeup,
             wake_scheduler=scheduler.wakeup,
+            notifications_live=lambda: self._listener is not None and self._listener.live,
         )
         self._heartbeat.start()
-        if postgres.listening_available():
-            self._listener = postgres.Listener(on_due=self._wake_if_sooner)
-            self._listener.start()
 
     def _wake_if_sooner(self, due: datetime) -> None:
         """A job elsewhere became due at ``due``: wake the scheduler if that is before its plan."""
@@ -216,19 +238,9 @@ class DjangoJobStore(BaseJobStore):
         return next_run_time
 
     def _earliest_next_run_time(self) -> datetime | None:
-        """The earliest scheduled fire or pending run request (two index-only lookups)."""
-        candidates = [self._earliest("next_run_time"), self._earliest("run_requested_at")]
-        earliest = min((c for c in candidates if c is not None), default=None)
+        """The earliest scheduled fire or pending run request, in one statement."""
+        earliest = min((t for t in _earliest_fire_and_request() if t is not None), default=None)
         return self._as_scheduler_time(from_db(earliest))
-
-    @staticmethod
-    def _earliest(column: str) -> datetime | None:
-        return (
-            DjangoJob.objects.filter(broken=False, **{f"{column}__isnull": False})
-            .order_by(column)
-            .values_list(column, flat=True)
-            .first()
-        )
 
     # --- the rest of the job store contract ------------------------------------------
 

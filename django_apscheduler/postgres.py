@@ -129,14 +129,26 @@ def listening_available() -> bool:
 
 
 class Listener(threading.Thread):
-    """Calls ``on_due`` with each notified next run time; reconnects after errors."""
+    """Calls ``on_due`` with each notified next run time; reconnects after errors.
 
-    def __init__(self, on_due: Callable[[datetime], None]) -> None:
+    ``live`` says whether notifications are arriving (the connection is up and
+    listening): meanwhile the heartbeat need not poll. Changes made while the
+    connection was down were not notified, so after a reconnection ``on_reconnect``
+    is called to look for them.
+    """
+
+    def __init__(self, on_due: Callable[[datetime], None], on_reconnect: Callable[[], None] = lambda: None) -> None:
         super().__init__(name="django-apscheduler-listen", daemon=True)
         self._on_due = on_due
+        self._on_reconnect = on_reconnect
         self._stop_event = threading.Event()
         self._params = connection.get_connection_params()
         self._connection = None
+        self._live = threading.Event()
+
+    @property
+    def live(self) -> bool:
+        return self._live.is_set()
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -145,20 +157,28 @@ class Listener(threading.Thread):
         import psycopg
 
         delay = 0.5
+        connected_before = False
         while not self._stop_event.is_set():
             try:
                 with psycopg.connect(**self._params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self._live.set()
+                    if connected_before:
+                        logger.info("LISTEN connection restored; notifications resume.")
+                        self._on_reconnect()
+                    connected_before = True
                     delay = 0.5
                     while not self._stop_event.is_set():
                         for notification in conn.notifies(timeout=1.0):
                             self._deliver(notification.payload)
             except Exception as error:
+                self._live.clear()
                 if self._stop_event.is_set():
                     break
                 logger.warning("LISTEN connection failed (%s); reconnecting in %.1fs, polling meanwhile.", error, delay)
                 self._stop_event.wait(delay)
                 delay = min(delay * 2, 10.0)
+        self._live.clear()
 
     def _deliver(self, payload: str) -> None:
         try:
