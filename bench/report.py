@@ -2,7 +2,9 @@
 
 `bench/run.sh` calls this at the end of a run; `bench/run.sh --render-only
 bench/results/latest.json` renders saved results again without measuring.
-Only measured numbers appear: a missing scenario or database is left out.
+Only measured numbers appear: a missing scenario or database is left out, and a
+missing environment (a run with `--envs ours`) shows as n/a. matplotlib is imported
+only to draw the plots.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ POLL_INTERVAL = 2.0  # APSCHEDULER_POLL_INTERVAL's default, which the benchmark 
 
 def runs(results: dict, scenario: str, db: str, env: str) -> list[dict]:
     return results["scenarios"].get(scenario, {}).get(db, {}).get(env, [])
+
+
+def measured_envs(results: dict) -> list[str]:
+    """The environments the run was asked to measure (results from before --envs: all three)."""
+    envs = results["settings"].get("envs") or list(NAMES)
+    if results["settings"].get("no_reference"):
+        envs = [env for env in envs if env != "sqlalchemy"]
+    return envs
 
 
 def dig(run: dict, path: str):
@@ -101,21 +111,21 @@ def _plt():
     return plt
 
 
-def plot_burst(results: dict) -> str | None:
+def plot_burst(results: dict, plots: Path) -> str | None:
     dbs = dbs_of(results, "burst")
     if not dbs:
         return None
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    envs = ["ours", "orig", "sqlalchemy"]
-    width = 0.27
+    envs = [env for env in ("ours", "orig", "sqlalchemy") if any(runs(results, "burst", db, env) for db in dbs)]
+    width = min(0.35, 0.8 / max(len(envs), 1))
     for i, env in enumerate(envs):
         xs, fps, sql = [], [], []
         for j, db in enumerate(dbs):
             items = runs(results, "burst", db, env)
             if not items:
                 continue
-            xs.append(j + (i - 1) * width)
+            xs.append(j + (i - (len(envs) - 1) / 2) * width)
             fps.append(med(items, "fires_per_s") or 0)
             sql.append(med(items, "sql.statements") or 0)
             if failures(items):
@@ -131,13 +141,13 @@ def plot_burst(results: dict) -> str | None:
         ax.grid(axis="y", alpha=0.3)
     ax1.legend(fontsize=8)
     fig.tight_layout()
-    path = PLOTS / "burst.png"
+    path = plots / "burst.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
 
 
-def plot_lag(results: dict) -> str | None:
+def plot_lag(results: dict, plots: Path) -> str | None:
     dbs = dbs_of(results, "lag")
     if not dbs:
         return None
@@ -163,13 +173,14 @@ def plot_lag(results: dict) -> str | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    path = PLOTS / "lag.png"
+    path = plots / "lag.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
 
 
-def plot_bars(results: dict, scenario: str, path_of: dict, title: str, filename: str, dbs=None) -> str | None:
+def plot_bars(results: dict, plots: Path, scenario: str, path_of: dict, title: str, filename: str,
+              dbs=None) -> str | None:
     dbs = dbs or dbs_of(results, scenario)
     if not dbs:
         return None
@@ -196,7 +207,7 @@ def plot_bars(results: dict, scenario: str, path_of: dict, title: str, filename:
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=2)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    path = PLOTS / filename
+    path = plots / filename
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
@@ -228,13 +239,19 @@ def machine_section(results: dict) -> str:
         ["load average (1, 5, 15 min) at start / end",
          " / ".join(", ".join(f"{x:.2f}" for x in la) for la in (m["load_average_start"], m.get("load_average_end", [])))],
         ["Python", v["ours"]["python"]],
-        ["this package", f"{v['ours']['django-apscheduler']} (Django {v['ours']['Django']}, "
-                         f"APScheduler {v['ours']['APScheduler']}, psycopg {v['ours']['psycopg']})"],
-        ["original", f"django-apscheduler {v['orig']['django-apscheduler']} (Django {v['orig']['Django']}, "
-                     f"APScheduler {v['orig']['APScheduler']}, psycopg {v['orig']['psycopg']}, "
-                     f"SQLAlchemy {v['orig']['SQLAlchemy']})"],
-        ["SQLite", v["ours"]["sqlite"]],
+        ["this package", (f"{v['ours']['django-apscheduler']} (Django {v['ours']['Django']}, "
+                         f"APScheduler {v['ours']['APScheduler']}, psycopg {v['ours']['psycopg']})")],
     ]
+    envs = measured_envs(results)
+    if "orig" in envs and v.get("orig"):
+        rows.append(["original", (f"django-apscheduler {v['orig']['django-apscheduler']} (Django {v['orig']['Django']}, "
+                                 f"APScheduler {v['orig']['APScheduler']}, psycopg {v['orig']['psycopg']}, "
+                                 f"SQLAlchemy {v['orig']['SQLAlchemy']})")])
+    elif "sqlalchemy" in envs and v.get("orig"):
+        rows.append(["reference store", f"SQLAlchemy {v['orig']['SQLAlchemy']} (APScheduler {v['orig']['APScheduler']})"])
+    if "orig" not in envs:
+        rows.append(["original", "not measured in this run"])
+    rows.append(["SQLite", v["ours"]["sqlite"]])
     rows += [[name, version] for name, version in m["databases"].items()]
     rows.append(["run", f"{m['date']}, {m.get('elapsed_s', 0) / 60:.1f} minutes"])
     return table(["", ""], rows)
@@ -246,10 +263,10 @@ def burst_section(results: dict) -> tuple[str, list[list[str]]]:
         return "", []
     s = results["settings"]
     out = [f"### Burst: {s['burst_jobs']:,} date jobs due at the same instant\n",
-           "The jobs are stored before the scheduler starts (bulk insert), all due at one instant a few "
+           ("The jobs are stored before the scheduler starts (bulk insert), all due at one instant a few "
            "seconds later. Fires per second = fires ÷ (last execution − due instant); SQL statements are "
-           "counted in the scheduler process from the due instant to one second after the last execution "
-           "(so the results of the last fires are included).\n"]
+           "counted in the scheduler process from the due instant to "
+           f"{s['settle']:g} s after the last execution (so the results of the last fires are included).\n")]
     summary = []
     for db in dbs:
         rows = []
@@ -314,11 +331,11 @@ def lag_section(results: dict) -> tuple[str, list[list[str]]]:
     if not dbs:
         return "", []
     s = results["settings"]
-    out = [f"### Lag: {s['lag_jobs']} interval jobs every second for {s['lag_duration']} s "
-           f"({s['lag_jobs']} fires/s)\n",
-           "Each job is added with `add_job(..., replace_existing=True)` before `start()`, all with the same "
+    out = [(f"### Lag: {s['lag_jobs']} interval jobs every second for {s['lag_duration']} s "
+           f"({s['lag_jobs']} fires/s)\n"),
+           ("Each job is added with `add_job(..., replace_existing=True)` before `start()`, all with the same "
            "first fire a few seconds ahead. Lag = the moment the job function starts − its scheduled time "
-           "(the i-th execution of a job belongs to its i-th fire). Percentiles are over all fires.\n"]
+           "(the i-th execution of a job belongs to its i-th fire). Percentiles are over all fires.\n")]
     summary = []
     for db in dbs:
         rows = []
@@ -354,11 +371,11 @@ def idle_section(results: dict) -> tuple[str, list[list[str]]]:
         return "", []
     s = results["settings"]
     out = [f"### Idle: {s['idle_jobs']} jobs due next week, {s['idle_duration']:g} s\n",
-           "All idle schedulers run at the same time (each on its own database). The window starts 3 s after "
+           ("All idle schedulers run at the same time (each on its own database). The window starts 3 s after "
            "start-up. CPU = user + system seconds of the scheduler process in the window (from /proc). "
            "0.7.0 sends nothing while idle because its scheduler sleeps until the next due job without "
            "looking at the database, which is also why it does not notice changes made by other processes "
-           "(see *Live change*).\n"]
+           "(see *Live change*).\n")]
     summary = []
     rows = []
     for db in dbs:
@@ -392,10 +409,10 @@ def startup_section(results: dict) -> tuple[str, list[list[str]]]:
         return "", []
     s = results["settings"]
     out = [f"### Start-up with {s['startup_jobs']:,} stored jobs\n",
-           "The jobs (weekly, due next week) are bulk-inserted first; then the scheduler process starts with "
+           ("The jobs (weekly, due next week) are bulk-inserted first; then the scheduler process starts with "
            "one more date job due at once (added before `start()`). Times are from spawning the process: "
            "*ready* when `start()` returned, *first fire* when that job ran. Peak memory is the process's "
-           "`ru_maxrss`. The same with an empty database is given for comparison.\n"]
+           "`ru_maxrss`. The same with an empty database is given for comparison.\n")]
     rows, summary = [], []
     for db in dbs:
         for env in ("ours", "orig"):
@@ -425,11 +442,11 @@ def live_section(results: dict) -> tuple[str, list[list[str]]]:
         return "", []
     s = results["settings"]
     out = ["### Live change: another process reschedules a job\n",
-           f"A scheduler runs with {s['idle_jobs']} jobs due next week. Another process (a paused scheduler "
+           (f"A scheduler runs with {s['idle_jobs']} jobs due next week. Another process (a paused scheduler "
            "on the same job store, so the change goes through APScheduler's API and each package's own "
            "`update_job`) calls `modify_job(job_id, next_run_time=now)`. Latency = the job's start in the "
            f"running scheduler − the moment `modify_job` returned; {s['live_changes']} changes, one after "
-           f"the other, each given {s['live_timeout']:g} s.\n"]
+           f"the other, each given {s['live_timeout']:g} s.\n")]
     rows, summary = [], []
     for db in dbs:
         for env in ("ours", "orig"):
@@ -445,8 +462,8 @@ def live_section(results: dict) -> tuple[str, list[list[str]]]:
                          ", ".join("—" if x is None else f"{x:.0f}" for x in lat)])
         ours, orig = runs(results, "live", db, "ours"), runs(results, "live", db, "orig")
         summary.append([f"live change latency, {DB_NAMES[db]} (ms)", fmt(med(ours, "median_ms"), 0),
-                        fmt(med(orig, "median_ms"), 0) if med(orig, "median_ms") is not None else
-                        f"not obeyed within {s['live_timeout']:g} s", "n/a" if med(orig, "median_ms") is None
+                        "n/a" if not orig else fmt(med(orig, "median_ms"), 0) if med(orig, "median_ms") is not None
+                        else f"not obeyed within {s['live_timeout']:g} s", "n/a" if med(orig, "median_ms") is None
                         else ratio(med(ours, "median_ms"), med(orig, "median_ms"))])
     out.append(table(["database", "", "changes obeyed", "median latency", "each change (ms; — = not obeyed)"], rows))
     return "\n".join(out), summary
@@ -457,13 +474,13 @@ def multi_section(results: dict) -> tuple[str, list[list[str]]]:
     if not dbs:
         return "", []
     s = results["settings"]
-    out = [f"### Several schedulers: {s['multi_schedulers']} processes, {s['multi_jobs']} jobs every second, "
-           f"{s['multi_duration']} s\n",
-           f"{s['multi_schedulers']} scheduler processes share one database; each adds the same "
+    out = [(f"### Several schedulers: {s['multi_schedulers']} processes, {s['multi_jobs']} jobs every second, "
+           f"{s['multi_duration']} s\n"),
+           (f"{s['multi_schedulers']} scheduler processes share one database; each adds the same "
            f"{s['multi_jobs']} interval jobs with `replace_existing=True`, as users do in each worker or host. "
            "Every real execution is appended to one shared file; an execution belongs to the fire of the "
            "second it started in (lags stay well under a second here). Duplicates = executions − distinct "
-           "fires run; misses = fires due − distinct fires run.\n"]
+           "fires run; misses = fires due − distinct fires run.\n")]
     rows, summary = [], []
     for db in dbs:
         for env in ("ours", "orig"):
@@ -502,6 +519,9 @@ def targets_section(results: dict) -> str:
         if failures(orig_runs):
             text = f"{fmt(ours, 0)} fires/s; 0.7.0 {failures(orig_runs)}"
             ok5 = None
+        elif not orig:
+            text = f"{fmt(ours, 0)} fires/s; 0.7.0 not measured"
+            ok5 = None
         else:
             text = f"{fmt(ours, 0)} vs {fmt(orig, 0)} fires/s = {ours / orig:.2f}× (needs 5×)"
             ok5 = ours >= 5 * orig
@@ -520,7 +540,7 @@ def targets_section(results: dict) -> str:
         text = f"burst: {value:.2f} statements per fire (+{extras:.2f} commits/pings)"
         ok = value <= 3
         if steady is not None:
-            text += f"; 50 jobs/s steady: {steady:.2f}"
+            text += f"; {s['lag_jobs']} jobs/s steady: {steady:.2f}"
             ok = ok and steady <= 3
         rows.append([f"≤ 3 SQL statements per fire, amortized ({DB_NAMES[db]})", text, verdict(ok)])
     for db in dbs_of(results, "lag"):
@@ -558,13 +578,77 @@ def targets_section(results: dict) -> str:
         limit = 1000 if db == "postgres" else POLL_INTERVAL * 1000
         if value is None:
             continue
-        rows.append([f"README: changes obeyed within {'a second' if db == 'postgres' else 'the poll interval'} "
-                     f"({DB_NAMES[db]})", f"median {value:.0f} ms", verdict(value <= limit)])
+        rows.append([(f"README: changes obeyed within {'a second' if db == 'postgres' else 'the poll interval'} "
+                     f"({DB_NAMES[db]})"), f"median {value:.0f} ms", verdict(value <= limit)])
     return table(["target", "measured (this package)", "verdict"], rows)
 
 
-def render(results: dict) -> None:
-    PLOTS.mkdir(parents=True, exist_ok=True)
+def draw_plots(results: dict, plots: Path) -> dict[str, str | None]:
+    """Draw every plot into ``plots``; the file name of each (None where nothing was measured)."""
+    plots.mkdir(parents=True, exist_ok=True)
+    s = results["settings"]
+    return {
+        "burst": plot_burst(results, plots),
+        "lag": plot_lag(results, plots),
+        "idle": plot_bars(results, plots, "idle", {"SQL statements per minute": "sql_per_min.statements",
+                                                   "CPU seconds in the window": "cpu_s"},
+                          "Idle scheduler, jobs due next week (lower is better)", "idle.png"),
+        "multi": plot_bars(results, plots, "multi", {"duplicate executions": "duplicates", "missed fires": "misses"},
+                           f"{s['multi_schedulers']} schedulers on one database (lower is better)", "multi.png"),
+        "startup": plot_bars(results, plots, "startup", {"seconds to the first fire": "full.first_fire_s",
+                                                         "peak RSS (MiB)": "full.maxrss_mb"},
+                             f"Start-up with {s['startup_jobs']:,} stored jobs (lower is better)", "startup.png"),
+    }
+
+
+def render(results: dict, doc: Path = DOC, plots: bool = True) -> None:
+    """Write the page to ``doc`` and its plots to the folder of the same name beside it.
+
+    ``plots=False`` writes the page without plots (and without matplotlib).
+    """
+    folder = doc.with_suffix("")
+    images = draw_plots(results, folder) if plots else {}
+    links = "\n\n".join(f"![{name}]({folder.name}/{file})" for name, file in images.items() if file)
+    doc.write_text(markdown(results, links))
+
+
+def scope_note(results: dict) -> str:
+    """What this run left out of the comparison, if anything."""
+    envs = measured_envs(results)
+    left_out = [env for env in NAMES if env not in envs and (env != "sqlalchemy" or "burst" in results["scenarios"])]
+    if not left_out:
+        return ""
+    note = (f"\n**This run measured only {' and '.join(LONG_NAMES[e] for e in envs)}** (`--envs {','.join(envs)}`)"
+            if "orig" not in envs or "ours" not in envs else
+            f"\nThis run left out {' and '.join(LONG_NAMES[e] for e in left_out)}")
+    if "orig" not in envs or "ours" not in envs:
+        note += ": the ratios are n/a"
+        if "orig" not in envs:
+            note += ", and so is the 0.7.0 column"
+    return note + ".\n"
+
+
+def not_measured(results: dict) -> str:
+    s = results["settings"]
+    items = [
+        ("- Statement timings per phase (claim transaction vs. history writes) inside the scheduler;\n"
+        "  only counts and wall-clock effects are measured."),
+        ("- The multi-scheduler scenario on SQLite, and the burst on MariaDB (both possible with\n"
+        "  `--multi-dbs sqlite` / `--dbs mariadb`, left out of the default run for time)."),
+    ]
+    short = [f"{name} ran {s[key]} s" for name, key in (("lag", "lag_duration"), ("several schedulers", "multi_duration"))
+             if s.get(key, 30) < 30]
+    if short:
+        items.append(f"- The issue's 30 s: in this run {' and '.join(short)} "
+                     "(`--lag-duration 30 --multi-duration 30`, the defaults, give the full setting).")
+    if s.get("burst_jobs", 10_000) < 10_000:
+        items.append(f"- The issue's burst of 10,000 jobs: this run used {s['burst_jobs']:,} (`--burst-jobs`).")
+    items.append("- Crash recovery (a scheduler killed with `kill -9`) and database outages.")
+    return "\n".join(items)
+
+
+def markdown(results: dict, images: str = "") -> str:
+    """The whole page, given the plots' image links."""
     s = results["settings"]
     sections, summary = [], []
     for builder in (burst_section, lag_section, idle_section, startup_section, live_section, multi_section):
@@ -572,21 +656,8 @@ def render(results: dict) -> None:
         if text:
             sections.append(text)
             summary += rows
-    plots = {
-        "burst": plot_burst(results),
-        "lag": plot_lag(results),
-        "idle": plot_bars(results, "idle", {"SQL statements per minute": "sql_per_min.statements",
-                                            "CPU seconds in the window": "cpu_s"},
-                          "Idle scheduler, jobs due next week (lower is better)", "idle.png"),
-        "multi": plot_bars(results, "multi", {"duplicate executions": "duplicates", "missed fires": "misses"},
-                           f"{s['multi_schedulers']} schedulers on one database (lower is better)", "multi.png"),
-        "startup": plot_bars(results, "startup", {"seconds to the first fire": "full.first_fire_s",
-                                                  "peak RSS (MiB)": "full.maxrss_mb"},
-                             f"Start-up with {s['startup_jobs']:,} stored jobs (lower is better)", "startup.png"),
-    }
-    images = "\n\n".join(f"![{name}](benchmarks/{file})" for name, file in plots.items() if file)
     repeat = s["repeat"]
-    doc = f"""# Benchmarks
+    return f"""# Benchmarks
 
 This package against the original [django-apscheduler 0.7.0](https://pypi.org/project/django-apscheduler/0.7.0/)
 from PyPI, measured side by side in one run on the same machine, with real scheduler
@@ -595,16 +666,16 @@ jobs added with `replace_existing=True`, Django's and the package's default sett
 APScheduler's own `SQLAlchemyJobStore` is a reference for the burst.
 
 ```bash
-bench/run.sh          # builds bench/.venvs/{{ours,orig}} on first use, runs everything (under 10 minutes)
+bench/run.sh          # builds bench/.venvs/{{ours,orig}} on first use, then runs everything
 ```
 
 The numbers below come from `{results['command']}`. Each figure is the median of
 **{repeat} run{'s' if repeat != 1 else ''}** per measurement{' (so it is a single run: treat small differences as noise)' if repeat == 1 else ''}; ratios are
 this package ÷ 0.7.0. Raw results: `bench/results/latest.json`;
 `bench/run.sh --render-only bench/results/latest.json` renders this page again.
-`bench/run.sh --help` lists the options (`--repeat 3`, `--lag-duration 30`,
-`--multi-duration 30`, `--scenarios burst,lag`, ...).
-
+`bench/run.sh --help` lists the options (`--repeat 3`, `--scenarios burst,lag`,
+`--envs ours`, `--profile DIR`, ...).
+{scope_note(results)}
 ## Machine
 
 {machine_section(results)}
@@ -653,12 +724,5 @@ load averages), so timings carry noise; counts (SQL statements, duplicates, miss
 
 ## Not measured yet
 
-- Statement timings per phase (claim transaction vs. history writes) inside the scheduler;
-  only counts and wall-clock effects are measured.
-- The multi-scheduler scenario on SQLite, and the burst on MariaDB (both possible with
-  `--multi-dbs sqlite` / `--dbs mariadb`, left out of the default run for time).
-- Longer runs: the issue's 30 s for lag and several schedulers are options
-  (`--lag-duration 30 --multi-duration 30`); the default run uses {s['lag_duration']} s and {s['multi_duration']} s to stay under 10 minutes.
-- Crash recovery (a scheduler killed with `kill -9`) and database outages.
+{not_measured(results)}
 """
-    DOC.write_text(doc)

@@ -2,7 +2,15 @@
 # The one command: build (or reuse) the two virtual environments, then run every
 # scenario against this package and against django-apscheduler 0.7.0, side by side,
 # and write docs/benchmarks.md. Options are passed to bench/harness.py
-# (`bench/run.sh --help`), e.g. `bench/run.sh --repeat 3 --lag-duration 30`.
+# (`bench/run.sh --help`), e.g. `bench/run.sh --repeat 3 --scenarios burst,lag`.
+#
+#   bench/run.sh --envs ours ...          measure only this package (0.7.0's environment
+#                                         is then neither built nor used; ratios show n/a)
+#   bench/run.sh --profile DIR --envs ours --scenarios burst,lag
+#                                         run this package's burst and lag schedulers under
+#                                         py-spy: DIR/<label>.txt (raw samples) and
+#                                         DIR/<label>.top.txt (top functions). Profiling
+#                                         slows the process, so such a run writes no docs.
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$BENCH")"
@@ -10,8 +18,8 @@ PYTHON="${PYTHON:-python3}"
 VENVS="$BENCH/.venvs"
 PIP_OPTS=(--quiet --disable-pip-version-check --retries 2 --timeout 30)
 
-# The package itself (editable) plus the database drivers and matplotlib, which
-# also runs the harness.
+# The package itself (editable) plus the database drivers, matplotlib and py-spy (the
+# bench extra); it also runs the harness.
 OURS_REQS=("-e" "$ROOT[bench,postgres,mysql]")
 # The original, from PyPI. It has the same import name, hence its own environment.
 # SQLAlchemy is for APScheduler's own SQLAlchemyJobStore, the reference store.
@@ -33,9 +41,22 @@ build_venv() {  # name, requirements...
     printf '%s' "$want" > "$venv/.complete"
 }
 
+# 0.7.0's environment serves --envs orig and sqlalchemy (all three unless --envs says otherwise).
+ENVS="ours,orig,sqlalchemy"
+ARGS=("$@")
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+    case "${ARGS[i]}" in
+        --envs) ENVS="${ARGS[i + 1]:-}" ;;
+        --envs=*) ENVS="${ARGS[i]#--envs=}" ;;
+    esac
+done
+
 mkdir -p "$VENVS"
 build_venv ours "${OURS_REQS[@]}"
-build_venv orig "${ORIG_REQS[@]}"
+ORIG_OPTS=()
+if [[ ",$ENVS," == *,orig,* || ",$ENVS," == *,sqlalchemy,* ]]; then
+    build_venv orig "${ORIG_REQS[@]}"
+    ORIG_OPTS=(--orig-python "$VENVS/orig/bin/python")
+fi
 
-exec "$VENVS/ours/bin/python" "$BENCH/harness.py" \
-    --ours-python "$VENVS/ours/bin/python" --orig-python "$VENVS/orig/bin/python" "$@"
+exec "$VENVS/ours/bin/python" "$BENCH/harness.py" --ours-python "$VENVS/ours/bin/python" "${ORIG_OPTS[@]}" "$@"

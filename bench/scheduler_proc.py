@@ -33,13 +33,12 @@ import sys
 import threading
 import time
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-UTC = timezone.utc
 JOB_FUNC = "benchjobs:record"
 
 # (epoch, thread name, SQL text truncated) for every statement, and the extra round
@@ -215,6 +214,7 @@ def cmd_seed(args) -> None:
     else:
         setup_django()
         from django.db import transaction
+
         from django_apscheduler.models import DjangoJob
 
         with transaction.atomic():
@@ -227,6 +227,7 @@ def cmd_seed(args) -> None:
 def cmd_change(args) -> None:
     setup_django()
     from apscheduler.schedulers.background import BackgroundScheduler
+
     from django_apscheduler.jobstores import DjangoJobStore
 
     scheduler = BackgroundScheduler(timezone=UTC)
@@ -301,7 +302,7 @@ def cmd_run(args) -> None:
     print(f"STATS {time.time():.6f}", flush=True)
     try:
         scheduler.shutdown(wait=True)
-    except Exception as error:  # the original may already be wedged; the numbers are saved
+    except Exception as error:  # noqa: BLE001 - the original may already be wedged; the numbers are saved
         print(f"shutdown failed: {error!r}", file=sys.stderr)
     print(f"STOPPED {time.time():.6f}", flush=True)
 

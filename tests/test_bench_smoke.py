@@ -1,0 +1,130 @@
+"""A smoke run of the benchmark (bench/harness.py) on the suite's database, so that it cannot rot.
+
+Tiny settings (a few jobs, seconds per scenario), this package only (``--envs ours``),
+with the test interpreter instead of bench/.venvs. Real scheduler processes run against
+databases the harness creates and drops itself (bench_*; SQLite files in a temporary
+directory). Only what must hold whatever the machine's load is checked: every job ran as
+often as it should. The numbers themselves belong to bench/run.sh.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+DB = os.environ.get("DB", "sqlite")
+BURST_JOBS, LAG_JOBS, LAG_DURATION = 30, 5, 2
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict:
+    """Run the harness once for the module; its results JSON."""
+    out = tmp_path_factory.mktemp("bench_smoke")
+    results = out / "r.json"
+    command = [
+        sys.executable, str(BENCH / "harness.py"), "--ours-python", sys.executable, "--envs", "ours",
+        "--dbs", DB, "--scenarios", "burst,lag,idle,live",
+        "--burst-jobs", str(BURST_JOBS), "--burst-lead", "2",
+        "--lag-jobs", str(LAG_JOBS), "--lag-duration", str(LAG_DURATION), "--lead", "3",
+        "--idle-jobs", "5", "--idle-duration", "2", "--live-changes", "1", "--settle", "0.5",
+        "--no-doc", "--results", str(results),
+    ]
+    started = time.monotonic()
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=out, check=False)
+    elapsed = time.monotonic() - started
+    if run.returncode != 0 or not results.exists():
+        pytest.fail(f"harness exited {run.returncode} after {elapsed:.0f}s:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    print(f"bench smoke run on {DB}: {elapsed:.1f}s\n{run.stdout}")
+    return json.loads(results.read_text())
+
+
+def load(name: str):
+    """bench/<name>.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def only_run(results: dict, scenario: str) -> dict:
+    per_env = results["scenarios"][scenario][DB]
+    assert list(per_env) == ["ours"], "--envs ours must run this package only"
+    (run,) = per_env["ours"]
+    assert run.get("status") != "failed", run.get("error")
+    return run
+
+
+@pytest.mark.processes
+def test_burst_fires_every_job_exactly_once(smoke):
+    burst = only_run(smoke, "burst")
+    assert (burst["n"], burst["fires"], burst["duplicates"]) == (BURST_JOBS, BURST_JOBS, 0), burst
+    assert burst["status"] == "ok"
+    assert burst["sql"]["statements"] > 0  # the statement counters are installed
+
+
+@pytest.mark.processes
+def test_lag_runs_every_fire(smoke):
+    lag = only_run(smoke, "lag")
+    assert lag["expected"] == LAG_JOBS * LAG_DURATION
+    assert lag["executed"] == lag["expected"], lag
+    assert lag["p99_ms"] is not None
+
+
+@pytest.mark.processes
+def test_idle_counts_statements_per_minute(smoke):
+    idle = only_run(smoke, "idle")
+    per_minute = idle["sql_per_min"]["statements"]
+    assert isinstance(per_minute, float) and per_minute >= 0, idle
+
+
+@pytest.mark.processes
+def test_live_change_is_obeyed(smoke):
+    live = only_run(smoke, "live")
+    assert live["tried"] == 1
+    assert live["obeyed"] == live["tried"], live
+
+
+@pytest.mark.processes
+def test_meta_without_the_original(smoke):
+    assert list(smoke["meta"]["versions"]) == ["ours"]  # no 0.7.0 interpreter was asked
+    assert smoke["settings"]["envs"] == ["ours"]
+    assert "--envs ours" in smoke["command"]
+
+
+@pytest.mark.processes
+def test_report_renders_without_the_original_or_matplotlib(smoke, tmp_path):
+    report = load("report")
+    doc = tmp_path / "benchmarks.md"
+    report.render(smoke, doc=doc, plots=False)
+    text = doc.read_text()
+    assert f"### Burst: {BURST_JOBS:,} date jobs due at the same instant" in text
+    assert "| original | not measured in this run |" in text
+    summary = next(line for line in text.splitlines() if line.startswith("| burst fires/s"))
+    assert summary.endswith("| n/a | n/a |"), summary  # the 0.7.0 column and the ratio
+    assert not (tmp_path / "benchmarks").exists()  # no plots drawn
+
+
+def test_profile_summary_reads_py_spy_raw_output():
+    """--profile's summary: inclusive counts once per stack (recursion), self = innermost frame."""
+    harness = load("harness")
+    raw = (
+        "main (app.py:10);work (app.py:20);work (app.py:21);query (db.py:5) 6\n"
+        "main (app.py:10);work (app.py:22) 3\n"
+        "Thread.run (threading.py:982);loop (sched.py:7) 1\n"
+        " 2\n"  # a sample without Python frames
+    )
+    text = harness.profile_summary(raw, "001_burst_sqlite_ours", ticks=10)
+    assert text.startswith("py-spy profile of 001_burst_sqlite_ours: 12 samples over all threads (10 sampling ticks)")
+    inclusive, own = text.split("by self samples")
+    assert "75.0%         9  work (app.py)" in inclusive  # 6 + 3, not 6 twice + 3
+    assert "50.0%         6  query (db.py)" in own
+    assert "25.0%         3  work (app.py)" in own
+    assert "16.7%         2  (no Python frame)" in own
