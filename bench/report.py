@@ -412,7 +412,7 @@ def startup_section(results: dict) -> tuple[str, list[list[str]]]:
            ("The jobs (weekly, due next week) are bulk-inserted first; then the scheduler process starts with "
            "one more date job due at once (added before `start()`). Times are from spawning the process: "
            "*ready* when `start()` returned, *first fire* when that job ran. Peak memory is the process's "
-           "`ru_maxrss`. The same with an empty database is given for comparison.\n")]
+           "peak resident set size (`VmHWM`). The same with an empty database is given for comparison.\n")]
     rows, summary = [], []
     for db in dbs:
         for env in ("ours", "orig"):

@@ -154,6 +154,22 @@ def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: i
     return pickle.dumps(job.__getstate__(), pickle.HIGHEST_PROTOCOL)
 
 
+def peak_rss_kb() -> int | None:
+    """This process's peak resident memory (VmHWM), in KiB.
+
+    Not ``ru_maxrss``: Linux carries that over an exec from the forked copy of the
+    parent, so every child of a large harness would report the harness's size.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 # --- subcommands ------------------------------------------------------------------------
 
 
@@ -292,7 +308,7 @@ def cmd_run(args) -> None:
         "version": package_version() if args.store == "django" else None,
         "statements": STATEMENTS[:],
         "extras": EXTRAS[:],
-        "maxrss_kb": usage.ru_maxrss,
+        "maxrss_kb": peak_rss_kb(),
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "scheduler_alive": bool(scheduler._thread and scheduler._thread.is_alive()),
         "stopped_at": time.time(),

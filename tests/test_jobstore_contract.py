@@ -235,8 +235,38 @@ def test_due_query_and_next_run_time_do_not_load_every_job(jobstore, make_job):
         assert ("next_run_time" in sql or "run_requested_at" in sql) and "<=" in sql and "LIMIT" in sql.upper(), sql
     statements = [q for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     # write lock (SQLite), select due, fence check, advance, run requests, max-instances
-    # count, insert; then the earliest next run time and the earliest run request
-    assert len(statements) <= 9, [q["sql"] for q in statements]
+    # count, insert; then the earliest next run time and run request (one statement)
+    assert len(statements) <= 8, [q["sql"] for q in statements]
+
+
+def claim_statements(jobstore, now):
+    with CaptureQueriesContext(connection) as queries:
+        claimed = jobstore.get_due_jobs(now)
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    return claimed, statements
+
+
+@pytest.mark.parametrize("kind", ["interval", "date"])
+def test_claiming_many_due_jobs_costs_no_more_statements_than_claiming_one(jobstore, make_job, kind):
+    """All due fires are claimed in one transaction of batched statements, whatever their number."""
+
+    def add(job_id, at):
+        if kind == "interval":
+            trigger = IntervalTrigger(seconds=1, start_date=at, timezone=UTC)
+        else:
+            trigger = DateTrigger(at, timezone=UTC)
+        jobstore.add_job(make_job(job_id, next_run_time=at, trigger=trigger))
+
+    add("single", BASE)
+    one, one_statements = claim_statements(jobstore, BASE)
+    later = BASE + timedelta(seconds=1)
+    for index in range(60):
+        add(f"many{index:02d}", later)
+    many, many_statements = claim_statements(jobstore, later)
+    assert len(one) == 1
+    assert len(many) == (61 if kind == "interval" else 60)
+    assert len(many_statements) == len(one_statements), many_statements
+    assert DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT).count() == 1 + len(many)
 
 
 def test_replacing_an_unchanged_job_keeps_its_schedule(jobstore, make_job):
