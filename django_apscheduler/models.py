@@ -154,6 +154,11 @@ class DjangoJobExecution(models.Model):
         verbose_name = _("job execution")
         verbose_name_plural = _("job executions")
         constraints = [models.UniqueConstraint(fields=("job", "run_time"), name="unique_job_executions")]
+        indexes = [
+            # Finds the few unfinished fires among millions of finished ones: every
+            # running scheduler looks for dead peers' unfinished fires every few seconds.
+            models.Index(fields=("status", "scheduler"), name="dja_execution_status_sched"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_id}: {self.status} ({self.run_time:%Y-%m-%d %H:%M:%S})"
