@@ -123,7 +123,8 @@ class Heartbeat(threading.Thread):
     per poll interval one indexed "earliest next run time?" query, and on
     PostgreSQL, where notifications already report every change, not even that:
     it then only wakes for heartbeats (each with one safety poll). A heartbeat
-    is one UPDATE; dead schedulers' fires are looked for on every other one.
+    is one UPDATE; dead schedulers' fires are looked for every half heartbeat
+    timeout.
     """
 
     def __init__(

@@ -76,10 +76,6 @@ class HistoryRecorder:
         """Write every queued result, then stop the writer thread."""
         self.writer.stop()
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every result reported so far is written."""
-        return self.writer.flush(timeout)
-
     def mark_recorded(self, job_id: str, run_times: Iterable[datetime], keep_successes: bool = True) -> None:
         for run_time in run_times:
             self._remember((job_id, run_time))

@@ -73,6 +73,7 @@ def forget(job_id: str, run_time: datetime) -> Write:
 
 
 _STOP = object()
+_WHAT = "recording job history"
 
 
 class HistoryWriter:
@@ -102,7 +103,7 @@ class HistoryWriter:
         if self.running and not self._stopping:
             self._queue.put(write)
         else:
-            run_with_retry(lambda: apply_writes([write]), "recording job history", attempts=CALLER_THREAD_ATTEMPTS)
+            run_with_retry(lambda: apply_writes([write]), _WHAT, attempts=CALLER_THREAD_ATTEMPTS)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, then end the thread."""
@@ -129,7 +130,7 @@ class HistoryWriter:
             self._write(leftovers)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every write submitted so far is applied (tests, run-now)."""
+        """Wait until every write submitted so far is applied; False if ``timeout`` ran out."""
         if not self.running:
             return True
         done = threading.Event()
@@ -172,26 +173,30 @@ class HistoryWriter:
                 return batch, markers, False
 
     def _write(self, batch: list[Write]) -> None:
-        attempts = SHUTDOWN_ATTEMPTS if self._stopping else None
         try:
-            run_with_retry(lambda: apply_writes(batch), "recording job history", attempts=attempts)
+            self._apply_with_retries(batch)
         except DatabaseError as error:
-            if self._stopping and is_transient(error):
+            if is_transient(error):  # still unreachable, and the scheduler is stopping
                 logger.error("Could not record %d job result(s) before shutdown: %s", len(batch), error)
-                return
-            # One bad write must not cost the others theirs: apply them one by one.
-            self._write_one_by_one(batch, attempts)
+            else:
+                # One bad write must not cost the others theirs: apply them one by one.
+                self._write_one_by_one(batch)
         except Exception:
             logger.exception("Could not record %d job result(s)", len(batch))
 
-    def _write_one_by_one(self, batch: list[Write], attempts: int | None) -> None:
+    def _apply_with_retries(self, writes: list[Write]) -> None:
+        """Retry transient errors until the writes succeed; once stopping, only a few more times."""
+        try:
+            run_with_retry(lambda: apply_writes(writes), _WHAT, should_stop=lambda: self._stopping)
+        except DatabaseError as error:
+            if not (is_transient(error) and self._stopping):
+                raise
+            run_with_retry(lambda: apply_writes(writes), _WHAT, attempts=SHUTDOWN_ATTEMPTS)
+
+    def _write_one_by_one(self, batch: list[Write]) -> None:
         for write in batch:
             try:
-                run_with_retry(
-                    lambda write=write: apply_writes([write]),
-                    "recording job history",
-                    attempts=attempts or CALLER_THREAD_ATTEMPTS,
-                )
+                self._apply_with_retries([write])
             except Exception:
                 logger.exception("Could not record %s of job %r at %s", write.kind, write.job_id, write.run_time)
 

@@ -156,3 +156,17 @@ def test_delete_old_job_executions():
     deleted = DjangoJobExecution.objects.delete_old_job_executions(max_age=7 * 24 * 3600)
     assert deleted == 2
     assert list(DjangoJobExecution.objects.values_list("job_id", flat=True)) == ["j2"]
+
+
+def test_shutdown_writes_every_result_before_it_returns(scheduler_factory):
+    """Results are written by a writer thread in batches; a clean shutdown leaves none unwritten."""
+    scheduler = scheduler_factory()
+    scheduler.start()
+    due = now()
+    for index in range(40):
+        scheduler.add_job(jobfuncs.noop, "date", run_date=due, id=f"quick{index:02d}")
+    wait_until(lambda: not DjangoJob.objects.exists(), message="all 40 date jobs claimed")
+    scheduler.shutdown(wait=True)
+    ids = [f"quick{index:02d}" for index in range(40)]
+    statuses = list(DjangoJobExecution.objects.filter(job_id__in=ids).values_list("status", flat=True))
+    assert statuses == [DjangoJobExecution.SUCCESS] * 40
