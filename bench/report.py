@@ -375,11 +375,12 @@ def idle_section(results: dict) -> tuple[str, list[list[str]]]:
            "start-up. CPU = user + system seconds of the scheduler process in the window (from /proc). "
            "0.7.0 sends nothing while idle because its scheduler sleeps until the next due job without "
            "looking at the database, which is also why it does not notice changes made by other processes "
-           "(see *Live change*). This package's idle scheduler polls the jobs table once per poll interval "
-           "(one indexed statement), sends a heartbeat every 5 s and looks for dead peers' unfinished fires "
-           "every 15 s; on PostgreSQL, where notifications announce every change, it polls only with its "
-           "heartbeats. On SQLite and MariaDB the heartbeats and checks therefore come on top of the polls: "
-           "no statement can both write the heartbeat and read the earliest due job there.\n")]
+           "(see *Live change*). This package's idle scheduler sends one statement per poll interval: a poll of "
+           "the jobs table (one indexed SELECT) or, every 5 s instead, its heartbeat: an UPDATE that is "
+           "written only if no job is due sooner than planned and no dead peer left unfinished fires (only "
+           "then does it look closer). On PostgreSQL, where notifications announce every change, it sends "
+           "only the heartbeats. (MySQL, unlike MariaDB, cannot check other schedulers' rows inside the "
+           "heartbeat's UPDATE: there, one more statement every 15 s looks for dead peers' fires.)\n")]
     summary = []
     rows = []
     for db in dbs:

@@ -149,6 +149,17 @@ def supports_skip_locked() -> bool:
     return bool(connection.features.has_select_for_update_skip_locked)
 
 
+def update_may_read_its_own_table() -> bool:
+    """Whether an UPDATE's WHERE may hold a subquery on the table it updates.
+
+    MySQL refuses that (error 1093); MariaDB allows it since 10.3.2, and PostgreSQL
+    and SQLite always did.
+    """
+    if connection.vendor != "mysql":
+        return True
+    return bool(connection.mysql_is_mariadb and connection.mysql_version >= (10, 3, 2))
+
+
 class TablesMissing(RuntimeError):
     """The package's tables do not exist yet: ``manage.py migrate`` has not run."""
 

@@ -12,6 +12,12 @@ and runs one small background thread that, every few seconds:
   PostgreSQL, notifications (``postgres.Listener``) do that at once; the thread
   then polls only with its heartbeats, and polls every interval again while the
   listening connection is down.
+
+An idle scheduler costs its database what this thread does, so each of its ticks
+is one statement: a poll is one SELECT, and a heartbeat is one UPDATE that is
+written only if nothing needs the scheduler's attention (no job due sooner than
+planned, no dead peer's unfinished fire). Only when something does, it takes a
+closer look: marks the lost fires, polls, and then writes the heartbeat.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import close_old_connections
+from django.db.models import Exists
 
 from . import __version__, conf
-from .database import run_with_retry
-from .models import DjangoJobExecution, SchedulerInstance
-from .timezones import utc_now
+from .database import run_with_retry, update_may_read_its_own_table
+from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from .timezones import to_db, utc_now
 from .timing import connection_hygiene
 
 logger = logging.getLogger("django_apscheduler.heartbeat")
@@ -99,13 +106,17 @@ def enforce_history_retention() -> int:
     return deleted
 
 
+def _dead_schedulers(timeout: float):
+    return SchedulerInstance.objects.filter(last_heartbeat__lt=utc_now() - timedelta(seconds=timeout))
+
+
+def _unfinished_fires_of_dead_schedulers(timeout: float):
+    return DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT, scheduler__in=_dead_schedulers(timeout))
+
+
 def mark_lost_executions(timeout: float) -> int:
     """Mark unfinished fires of dead schedulers as Lost!; return how many."""
-    cutoff = utc_now() - timedelta(seconds=timeout)
-    dead = SchedulerInstance.objects.filter(last_heartbeat__lt=cutoff)
-    lost = DjangoJobExecution.objects.filter(status=DjangoJobExecution.SENT, scheduler__in=dead).update(
-        status=DjangoJobExecution.LOST
-    )
+    lost = _unfinished_fires_of_dead_schedulers(timeout).update(status=DjangoJobExecution.LOST)
     if lost:
         logger.warning(
             "Marked %d execution(s) as Lost!: their scheduler stopped sending heartbeats "
@@ -116,16 +127,32 @@ def mark_lost_executions(timeout: float) -> int:
     return lost
 
 
-class Heartbeat(threading.Thread):
-    """The background thread described in the module docstring.
+def _jobs_due_before(moment: datetime | None) -> Exists:
+    """Jobs that can run with a fire or run request before ``moment`` (None: at any time)."""
+    jobs = DjangoJob.objects.filter(broken=False)
+    if moment is None:
+        return Exists(jobs.filter(next_run_time__isnull=False)) | Exists(jobs.filter(run_requested_at__isnull=False))
+    moment = to_db(moment)
+    return Exists(jobs.filter(next_run_time__lt=moment)) | Exists(jobs.filter(run_requested_at__lt=moment))
 
-    An idle scheduler costs its database what this thread does, so it does little:
-    per poll interval one indexed "earliest next run time?" query, and on
-    PostgreSQL, where notifications already report every change, not even that:
-    it then only wakes for heartbeats (each with one safety poll). A heartbeat
-    is one UPDATE; dead schedulers' fires are looked for every half heartbeat
-    timeout.
+
+def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None, timeout: float) -> bool:
+    """Write the heartbeat, in one statement, unless something needs the scheduler.
+
+    Something does when a job is due before the scheduler's ``planned_wakeup``
+    (another process changed it) or a dead scheduler left unfinished fires (where
+    the database lets the heartbeat's UPDATE look at other schedulers' rows; MySQL
+    does not, and the caller checks for lost fires on its own). Returns whether the
+    heartbeat was written; if not, the caller looks closer.
     """
+    needed = _jobs_due_before(planned_wakeup)
+    if update_may_read_its_own_table():
+        needed |= Exists(_unfinished_fires_of_dead_schedulers(timeout))
+    return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=utc_now()))
+
+
+class Heartbeat(threading.Thread):
+    """The background thread described in the module docstring."""
 
     def __init__(
         self,
@@ -172,17 +199,19 @@ class Heartbeat(threading.Thread):
         return min(float(conf.get("APSCHEDULER_POLL_INTERVAL")), float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")))
 
     def _beat(self) -> None:
-        SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
         timeout = float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT"))
-        # A dead peer is found within timeout + timeout / 2 seconds of its last beat.
-        if time.monotonic() - self._last_lost_check >= timeout / 2:
+        if not beat_unless_needed(self.instance_id, self._planned_wakeup(), timeout):
+            mark_lost_executions(timeout)
+            self._last_lost_check = time.monotonic()
+            self._poll()
+            SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
+        elif not update_may_read_its_own_table() and time.monotonic() - self._last_lost_check >= timeout / 2:
             mark_lost_executions(timeout)
             self._last_lost_check = time.monotonic()
         if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
             prune_dead_schedulers()
             enforce_history_retention()
             self._last_prune = time.monotonic()
-        self._poll()
 
     def _poll(self) -> None:
         earliest = self._earliest_next_run_time()
