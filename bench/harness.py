@@ -233,6 +233,8 @@ def thread_group(name: str) -> str:
         return "job threads"
     if name == "django-apscheduler-heartbeat":
         return "heartbeat"
+    if name.startswith("django-apscheduler-history"):
+        return "history writer"
     if name == "MainThread":
         return "main"
     return "other"
