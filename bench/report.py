@@ -703,8 +703,12 @@ jobs added with `replace_existing=True`, Django's and the package's default sett
 APScheduler's own `SQLAlchemyJobStore` is a reference for the burst.
 
 ```bash
-bench/run.sh          # builds bench/.venvs/{{ours,orig}} on first use, then runs everything
+bench/run.sh             # builds bench/.venvs/{{ours,orig}} on first use, then runs everything once
+bench/run.sh --repeat 3  # the same, three times over, for medians
 ```
+
+Once through takes about 9½ minutes on this 2-core machine, three times about 27 (this
+run: {results['meta'].get('elapsed_s', 0) / 60:.1f} minutes).
 
 The numbers below come from `{results['command']}`. Each figure is the median of
 **{repeat} run{'s' if repeat != 1 else ''}** per measurement{' (so it is a single run: treat small differences as noise)' if repeat == 1 else ''}; ratios are
