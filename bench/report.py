@@ -379,8 +379,9 @@ def idle_section(results: dict) -> tuple[str, list[list[str]]]:
            "the jobs table (one indexed SELECT) or, every 5 s instead, its heartbeat: an UPDATE that is "
            "written only if no job is due sooner than planned and no dead peer left unfinished fires (only "
            "then does it look closer). On PostgreSQL, where notifications announce every change, it sends "
-           "only the heartbeats. (MySQL, unlike MariaDB, cannot check other schedulers' rows inside the "
-           "heartbeat's UPDATE: there, one more statement every 15 s looks for dead peers' fires.)\n")]
+           "only the heartbeats. (On MySQL and MariaDB, whose UPDATEs lock the rows their subqueries read, "
+           "the heartbeat is a plain UPDATE followed by a poll, and dead peers' fires are looked for every "
+           "15 s.)\n")]
     summary = []
     rows = []
     for db in dbs:

@@ -149,15 +149,14 @@ def supports_skip_locked() -> bool:
     return bool(connection.features.has_select_for_update_skip_locked)
 
 
-def update_may_read_its_own_table() -> bool:
-    """Whether an UPDATE's WHERE may hold a subquery on the table it updates.
+def writes_read_subqueries_without_locks() -> bool:
+    """Whether an UPDATE whose WHERE holds subqueries reads their rows without locking them.
 
-    MySQL refuses that (error 1093); MariaDB allows it since 10.3.2, and PostgreSQL
-    and SQLite always did.
+    PostgreSQL and SQLite do. InnoDB (MySQL, MariaDB) takes shared locks on every row
+    such a subquery reads, so a statement of that kind would contend, and deadlock,
+    with the claim transactions that lock and update the same jobs.
     """
-    if connection.vendor != "mysql":
-        return True
-    return bool(connection.mysql_is_mariadb and connection.mysql_version >= (10, 3, 2))
+    return connection.vendor != "mysql"
 
 
 class TablesMissing(RuntimeError):

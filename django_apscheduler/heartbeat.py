@@ -17,7 +17,9 @@ An idle scheduler costs its database what this thread does, so each of its ticks
 is one statement: a poll is one SELECT, and a heartbeat is one UPDATE that is
 written only if nothing needs the scheduler's attention (no job due sooner than
 planned, no dead peer's unfinished fire). Only when something does, it takes a
-closer look: marks the lost fires, polls, and then writes the heartbeat.
+closer look: writes the heartbeat, marks the lost fires and polls. On MySQL and
+MariaDB, whose UPDATEs lock the rows their subqueries read, a heartbeat is always
+that closer look, with the lost-fire check every half heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from django.db import close_old_connections
 from django.db.models import Exists
 
 from . import __version__, conf
-from .database import run_with_retry, update_may_read_its_own_table
+from .database import run_with_retry, writes_read_subqueries_without_locks
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import to_db, utc_now
 from .timing import connection_hygiene
@@ -140,14 +142,12 @@ def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None, timeou
     """Write the heartbeat, in one statement, unless something needs the scheduler.
 
     Something does when a job is due before the scheduler's ``planned_wakeup``
-    (another process changed it) or a dead scheduler left unfinished fires (where
-    the database lets the heartbeat's UPDATE look at other schedulers' rows; MySQL
-    does not, and the caller checks for lost fires on its own). Returns whether the
-    heartbeat was written; if not, the caller looks closer.
+    (another process changed it) or a dead scheduler left unfinished fires. Returns
+    whether the heartbeat was written; if not, the caller looks closer. Only where
+    ``writes_read_subqueries_without_locks()``: elsewhere the subqueries would lock
+    the jobs that claims lock.
     """
-    needed = _jobs_due_before(planned_wakeup)
-    if update_may_read_its_own_table():
-        needed |= Exists(_unfinished_fires_of_dead_schedulers(timeout))
+    needed = _jobs_due_before(planned_wakeup) | Exists(_unfinished_fires_of_dead_schedulers(timeout))
     return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=utc_now()))
 
 
@@ -200,18 +200,24 @@ class Heartbeat(threading.Thread):
 
     def _beat(self) -> None:
         timeout = float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT"))
-        if not beat_unless_needed(self.instance_id, self._planned_wakeup(), timeout):
-            mark_lost_executions(timeout)
-            self._last_lost_check = time.monotonic()
-            self._poll()
-            SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
-        elif not update_may_read_its_own_table() and time.monotonic() - self._last_lost_check >= timeout / 2:
-            mark_lost_executions(timeout)
-            self._last_lost_check = time.monotonic()
+        if writes_read_subqueries_without_locks():
+            if not beat_unless_needed(self.instance_id, self._planned_wakeup(), timeout):
+                self._beat_and_look(timeout, lost_check_due=True)
+        else:
+            # MySQL and MariaDB: separate statements, the lost-fire check every half timeout.
+            self._beat_and_look(timeout, lost_check_due=time.monotonic() - self._last_lost_check >= timeout / 2)
         if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
             prune_dead_schedulers()
             enforce_history_retention()
             self._last_prune = time.monotonic()
+
+    def _beat_and_look(self, timeout: float, lost_check_due: bool) -> None:
+        """The heartbeat, the lost-fire check and a poll, each its own statement."""
+        SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
+        if lost_check_due:
+            mark_lost_executions(timeout)
+            self._last_lost_check = time.monotonic()
+        self._poll()
 
     def _poll(self) -> None:
         earliest = self._earliest_next_run_time()
