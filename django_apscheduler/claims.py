@@ -12,16 +12,16 @@ claims them in one transaction:
    on (job, run time), so even a job whose schedule was moved backwards cannot
    run the same fire twice: fires that already have a row are skipped.
 
-Only when that transaction commits does the scheduler hand the job to its
-executor. The scheduler's own follow-up write of the next run time is then
-redundant and skipped by the job store (``ClaimedFires``).
+Only ``fires`` calls this module: it owns what happens to a fire after the
+claim (the hand-off to the executor, the outcome). Every job is prepared (its
+state loaded, its options checked, its fires computed) before anything is
+written: a job that fails any of that is flagged broken, and the rest of the
+batch is claimed as if it were not there. Nothing of the broken job is consumed.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -72,31 +72,6 @@ class Claim:
 
 
 @dataclass
-class ClaimedFires:
-    """What the last claim already wrote, so the scheduler's echo of it costs nothing."""
-
-    next_run_times: dict[str, datetime] = field(default_factory=dict)
-    finished: set[str] = field(default_factory=set)
-
-    def clear(self) -> None:
-        self.next_run_times.clear()
-        self.finished.clear()
-
-    def is_echo_of_update(self, job: Job) -> bool:
-        expected = self.next_run_times.get(job.id)
-        if expected is not None and job.next_run_time == expected:
-            del self.next_run_times[job.id]
-            return True
-        return False
-
-    def is_echo_of_removal(self, job_id: str) -> bool:
-        if job_id in self.finished:
-            self.finished.discard(job_id)
-            return True
-        return False
-
-
-@dataclass
 class _Candidate:
     job_id: str
     # The column value this claim read, for compare-and-set: next_run_time for a
@@ -142,26 +117,36 @@ def claim_due_jobs(
 
 
 def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job: BrokenJobHandler) -> list[_Candidate]:
-    due = DjangoJob.objects.filter(broken=False, next_run_time__lte=to_db(now)).order_by("next_run_time", "id")
+    due = DjangoJob.objects.due(now).order_by("next_run_time", "id")
     if supports_skip_locked():
         due = due.select_for_update(skip_locked=True)
     candidates = []
-    rows = due.values_list("id", "next_run_time", "job_state", "history")[:limit]
-    for job_id, stored_next_run_time, job_state, history in rows:
+    for job_id, stored_next_run_time, job_state, history in due.values_list("id", "next_run_time", "job_state", "history")[:limit]:
         try:
-            job = load_job(job_id, stored_next_run_time, bytes(job_state))
-        except Exception as error:  # any failure to unpickle or import
+            candidate = _prepare_due_job(job_id, stored_next_run_time, job_state, history, now, load_job)
+        except Exception as error:  # anything about this one job: its state, trigger, options
             on_broken_job(job_id, error)
             continue
-        run_times = due_run_times(job, now)
-        if not run_times:
-            continue
-        next_run_time = job.trigger.get_next_fire_time(run_times[-1], now)
-        if job.coalesce:
-            run_times = run_times[-1:]
-        keep_successes = history != DjangoJob.HISTORY_FAILURES
-        candidates.append(_Candidate(job_id, stored_next_run_time, job, run_times, next_run_time, keep_successes))
+        if candidate is not None:
+            candidates.append(candidate)
     return candidates
+
+
+def _prepare_due_job(
+    job_id: str, stored_next_run_time: datetime, job_state: bytes, history: str, now: datetime, load_job: JobLoader
+) -> _Candidate | None:
+    """Everything that can fail about one due job, computed before the claim writes anything."""
+    job = load_job(job_id, stored_next_run_time, bytes(job_state))
+    run_times = due_run_times(job, now)
+    if not run_times:
+        return None
+    next_run_time = job.trigger.get_next_fire_time(run_times[-1], now)
+    if next_run_time is not None and next_run_time <= now:
+        raise ValueError(f"its trigger does not move forward: after {run_times[-1]} it gives {next_run_time}")
+    if job.coalesce:
+        run_times = run_times[-1:]
+    keep_successes = history != DjangoJob.HISTORY_FAILURES
+    return _Candidate(job_id, stored_next_run_time, job, run_times, next_run_time, keep_successes)
 
 
 def _take_run_requests(
@@ -174,11 +159,7 @@ def _take_run_requests(
     """
     if limit <= 0:
         return []
-    requested = (
-        DjangoJob.objects.filter(broken=False, run_requested_at__lte=to_db(now))
-        .exclude(pk__in=busy)
-        .order_by("run_requested_at", "id")
-    )
+    requested = DjangoJob.objects.requested(now).exclude(pk__in=busy).order_by("run_requested_at", "id")
     if supports_skip_locked():
         requested = requested.select_for_update(skip_locked=True)
     candidates = []
@@ -295,11 +276,8 @@ def _over_cluster_max_instances(claimed: list[_Candidate], scheduler_id: int | N
     if not with_fires:
         return {}
     running = dict(
-        DjangoJobExecution.objects.filter(
-            job_id__in=[c.job_id for c in with_fires],
-            status=DjangoJobExecution.SENT,
-            scheduler__isnull=False,
-        )
+        DjangoJobExecution.objects.unfinished()
+        .filter(job_id__in=[c.job_id for c in with_fires], scheduler__isnull=False)
         .exclude(scheduler_id=scheduler_id)
         .values("job_id")
         .annotate(count=Count("id"))
@@ -326,27 +304,3 @@ def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], sc
             )
     if rows:
         DjangoJobExecution.objects.bulk_create(rows)
-
-
-def serialize_job(job: Job, protocol: int) -> bytes:
-    """Pickle a job's state; raises APScheduler's own error for jobs that cannot be stored.
-
-    A method bound to an instance is refused too: APScheduler 3 stores only the
-    reference "module:Class.method", so the restored job would run without its
-    instance and fail at every fire.
-    """
-    func = getattr(job, "func", None)
-    owner = getattr(func, "__self__", None)
-    if inspect.ismethod(func) and not inspect.isclass(owner):
-        raise ValueError(
-            f"Job {job.id!r} calls {func.__qualname__} bound to an instance of {type(owner).__name__}; "
-            "a stored job keeps only a reference to the method, not the instance. Schedule the "
-            f"function with the instance as its first argument instead: "
-            f"add_job({type(owner).__name__}.{func.__name__}, args=[instance], ...) "
-            "(the instance must be picklable)."
-        )
-    return pickle.dumps(job.__getstate__(), protocol)
-
-
-def load_job_state(job_state: bytes) -> dict[str, Any]:
-    return pickle.loads(job_state)

@@ -1,10 +1,13 @@
-"""APScheduler 3 job stores backed by the Django database.
+"""APScheduler 3 job stores backed by the Django database: the seam, kept thin.
 
 ``DjangoJobStore`` keeps jobs in the ``DjangoJob`` table and is safe for any number
-of schedulers sharing that table (see ``claims``). ``DjangoMemoryJobStore`` keeps
-jobs in memory like APScheduler's ``MemoryJobStore``. Both record every execution
-in ``DjangoJobExecution`` (see ``history``): adding the store to a scheduler is all
-it takes.
+of schedulers sharing that table. ``DjangoMemoryJobStore`` keeps jobs in memory
+like APScheduler's ``MemoryJobStore``. Both record every execution in
+``DjangoJobExecution``: adding the store to a scheduler is all it takes.
+
+What a store does when its scheduler starts is ``membership``'s (the scheduler's
+row, heartbeat, wake-ups); what happens to a due job's fires is ``fires``'; job
+state is (un)pickled only by ``jobstate``.
 """
 
 from __future__ import annotations
@@ -22,16 +25,15 @@ from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLook
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from django.db import IntegrityError, transaction
-from django.db.models import F, Subquery
+from django.db.models import F
 
-from . import conf, heartbeat, postgres
-from .claims import ClaimedFires, claim_due_jobs, due_run_times, load_job_state, serialize_job
-from .database import ensure_tables_exist, run_with_retry
+from . import conf, jobstate
+from .database import connection_hygiene, ensure_tables_exist, run_with_retry
 from .fingerprint import same_schedule
-from .history import HISTORY_EVENTS, HistoryRecorder
+from .fires import Fires, flag_broken
+from .membership import Membership, earliest_due
 from .models import DjangoJob
-from .timezones import from_db, to_db, utc_now
-from .timing import connection_hygiene, wrap_job_function
+from .timezones import to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.jobstores")
 
@@ -46,34 +48,6 @@ USER_CALL_ATTEMPTS = 5
 _CONTENDED_RETRY = timedelta(milliseconds=100)
 # After an unexpected (non-transient) database error in the scheduler's loop.
 _ERROR_RETRY = timedelta(seconds=10)
-
-
-def _attach(job: Job, scheduler: BaseScheduler | None, alias: str | None) -> None:
-    # APScheduler's own job stores set these two private attributes on every job
-    # they load (its Job has no public way to bind a restored job); we do the same.
-    job._scheduler = scheduler
-    job._jobstore_alias = alias
-
-
-def _earliest(column: str) -> Subquery:
-    return Subquery(
-        DjangoJob.objects.filter(broken=False, **{f"{column}__isnull": False}).order_by(column).values(column)[:1]
-    )
-
-
-def _earliest_fire_and_request() -> tuple[datetime | None, datetime | None]:
-    """(earliest next run time, earliest run request) of the jobs that can run.
-
-    The statement every idle scheduler repeats each poll interval, so it is one
-    statement of two index-ordered lookups. (MIN() would be simpler to write, but
-    with the "not broken" condition only PostgreSQL answers it from the index;
-    SQLite and MariaDB would scan every job.) Any one row of the table carries the
-    two subqueries; an empty table has nothing to run.
-    """
-    rows = DjangoJob.objects.order_by().annotate(
-        fire=_earliest("next_run_time"), request=_earliest("run_requested_at")
-    ).values_list("fire", "request")[:1]
-    return next(iter(rows), (None, None))
 
 
 def _check_job_id(job_id: Any) -> None:
@@ -95,11 +69,10 @@ class DjangoJobStore(BaseJobStore):
     def __init__(self, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         super().__init__()
         self.pickle_protocol = pickle_protocol
-        self._claimed = ClaimedFires()
-        self._history: HistoryRecorder | None = None
-        self._heartbeat: heartbeat.Heartbeat | None = None
-        self._listener: postgres.Listener | None = None
-        self._instance_id: int | None = None
+        self._membership: Membership | None = None
+        # Until started, a store used on its own (as APScheduler's job-store tests do)
+        # records fires in the calling thread, with no scheduler row.
+        self._fires = Fires(alias="")
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
         self._last_claim_empty = False
@@ -112,56 +85,16 @@ class DjangoJobStore(BaseJobStore):
         super().start(scheduler, alias)
         self._stopping.clear()
         ensure_tables_exist()
-        instance = heartbeat.register_scheduler()
-        self._instance_id = instance.pk
-        self._history = HistoryRecorder(alias, scheduler_instance_id=instance.pk)
-        self._history.start()
-        scheduler.add_listener(self._history, HISTORY_EVENTS)
         # Code may have come back since a job was flagged: let every job try again.
-        run_with_retry(
-            lambda: DjangoJob.objects.filter(broken=True).update(broken=False, broken_reason=""),
-            "clearing broken-job flags",
-        )
-        if postgres.listening_available():
-            self._listener = postgres.Listener(on_due=self._wake_if_sooner, on_reconnect=scheduler.wakeup)
-            self._listener.start()
-        self._heartbeat = heartbeat.Heartbeat(
-            instance.pk,
-            earliest_next_run_time=self._earliest_next_run_time,
-            planned_wakeup=lambda: self._planned_wakeup,
-            wake_scheduler=scheduler.wakeup,
-            notifications_live=lambda: self._listener is not None and self._listener.live,
-        )
-        self._heartbeat.start()
-
-    def _wake_if_sooner(self, due: datetime) -> None:
-        """A job elsewhere became due at ``due``: wake the scheduler if that is before its plan."""
-        planned = self._planned_wakeup
-        if self._scheduler is not None and (planned is None or due < planned):
-            self._scheduler.wakeup()
+        run_with_retry(lambda: DjangoJob.objects.filter(broken=True).mark_repaired(), "clearing broken-job flags")
+        self._membership = Membership(scheduler, alias, planned_wakeup=lambda: self._planned_wakeup)
+        self._fires = self._membership.join()
 
     def shutdown(self) -> None:
         self._stopping.set()
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener.join(timeout=5)
-            self._listener = None
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
-            self._heartbeat.join(timeout=10)
-            self._heartbeat = None
-        if self._history is not None:
-            if self._scheduler is not None:
-                self._scheduler.remove_listener(self._history)
-            # The executors have stopped (APScheduler shuts them down first): every
-            # result is queued; write them while this scheduler still counts as alive.
-            self._history.stop()
-        if self._instance_id is not None:
-            try:
-                run_with_retry(lambda: heartbeat.mark_stopped(self._instance_id), "recording the shutdown", attempts=3)
-            except Exception:
-                logger.warning("Could not record the scheduler's shutdown; its heartbeat will expire instead.")
-            self._instance_id = None
+        if self._membership is not None:
+            self._membership.leave()
+            self._membership = None
         super().shutdown()
 
     def _should_stop(self) -> bool:
@@ -176,38 +109,19 @@ class DjangoJobStore(BaseJobStore):
     # --- what the scheduler's loop calls ---------------------------------------------
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
-        self._claimed.clear()
+        fires = self._fires
         if self._should_stop():
             # APScheduler's loop can run one more round after shutdown() released the
             # job stores; fires claimed then could no longer be submitted and would be
             # lost. A stopping scheduler claims nothing: live peers take the fires.
             return []
         connection_hygiene()  # the scheduler may have slept for days
-        claims = run_with_retry(
-            lambda: claim_due_jobs(
-                now,
-                limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")),
-                scheduler_id=self._instance_id,
-                load_job=self._load_job,
-                on_broken_job=self._flag_broken_job,
-            ),
+        jobs = run_with_retry(
+            lambda: fires.claim(now, limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")), load_job=self._load_runnable_job),
             "claiming due jobs",
             should_stop=self._should_stop,
         )
-        self._last_claim_empty = not claims
-        jobs = []
-        for claim in claims:
-            if claim.next_run_time is None or claim.run_now:
-                # The scheduler will ask to remove the job after this fire: a finished
-                # date job is already deleted, and a run-now copy must not remove the
-                # stored job.
-                self._claimed.finished.add(claim.job.id)
-            else:
-                self._claimed.next_run_times[claim.job.id] = claim.next_run_time
-            if self._history is not None:
-                self._history.mark_recorded(claim.job.id, claim.run_times, keep_successes=claim.keep_successes)
-            wrap_job_function(claim.job, claim.run_times)
-            jobs.append(claim.job)
+        self._last_claim_empty = not jobs
         return jobs
 
     def get_next_run_time(self) -> datetime | None:
@@ -239,8 +153,7 @@ class DjangoJobStore(BaseJobStore):
 
     def _earliest_next_run_time(self) -> datetime | None:
         """The earliest scheduled fire or pending run request, in one statement."""
-        earliest = min((t for t in _earliest_fire_and_request() if t is not None), default=None)
-        return self._as_scheduler_time(from_db(earliest))
+        return self._as_scheduler_time(earliest_due())
 
     # --- the rest of the job store contract ------------------------------------------
 
@@ -249,35 +162,24 @@ class DjangoJobStore(BaseJobStore):
             lambda: DjangoJob.objects.filter(pk=job_id).values_list("id", "next_run_time", "job_state").first(),
             "looking up a job",
         )
-        if row is None:
-            return None
-        try:
-            return self._load_job(row[0], row[1], bytes(row[2]))
-        except Exception as error:
-            self._flag_broken_job(row[0], error)
-            return None
+        return None if row is None else self._restore_or_flag(*row)
 
     def get_all_jobs(self) -> list[Job]:
         rows = self._user_call(
             lambda: list(
-                DjangoJob.objects.filter(broken=False)
+                DjangoJob.objects.runnable()
                 .order_by(F("next_run_time").asc(nulls_last=True), "id")
                 .values_list("id", "next_run_time", "job_state")
             ),
             "listing jobs",
         )
-        jobs = []
-        for job_id, next_run_time, job_state in rows:
-            try:
-                jobs.append(self._load_job(job_id, next_run_time, bytes(job_state)))
-            except Exception as error:
-                self._flag_broken_job(job_id, error)
+        jobs = [job for job in (self._restore_or_flag(*row) for row in rows) if job is not None]
         self._fix_paused_jobs_sorting(jobs)
         return jobs
 
     def add_job(self, job: Job) -> None:
         _check_job_id(job.id)
-        state = serialize_job(job, self.pickle_protocol)
+        state = jobstate.dump(job, self.pickle_protocol)
 
         def insert() -> None:
             try:
@@ -293,10 +195,10 @@ class DjangoJobStore(BaseJobStore):
         self._user_call(insert, "adding a job")
 
     def update_job(self, job: Job) -> None:
-        if self._claimed.is_echo_of_update(job):
+        if self._fires.is_echo_of_update(job):
             return  # the claim already stored this next run time
         _check_job_id(job.id)
-        state = serialize_job(job, self.pickle_protocol)
+        state = jobstate.dump(job, self.pickle_protocol)
         replacing = getattr(self._replacing, "job_id", None) == job.id
         self._replacing.job_id = None
         updated = self._user_call(lambda: self._write_update(job, state, replacing), "updating a job")
@@ -307,9 +209,7 @@ class DjangoJobStore(BaseJobStore):
         next_run_time = to_db(job.next_run_time)
         if replacing:
             next_run_time = self._kept_schedule(job, default=next_run_time)
-        return DjangoJob.objects.filter(pk=job.id).update(
-            next_run_time=next_run_time, job_state=state, broken=False, broken_reason=""
-        )
+        return DjangoJob.objects.filter(pk=job.id).mark_repaired(next_run_time=next_run_time, job_state=state)
 
     def _kept_schedule(self, job: Job, default: datetime | None) -> datetime | None:
         """The stored next run time, when add_job(replace_existing=True) re-adds the same job.
@@ -323,8 +223,8 @@ class DjangoJobStore(BaseJobStore):
         if row is None:
             return default
         try:
-            stored = self._load_job(job.id, row[0], bytes(row[1]))
-        except Exception:
+            stored = jobstate.restore(job.id, row[0], row[1], self._scheduler, self._alias)
+        except jobstate.JobStateError:
             return default  # a broken stored job is simply replaced
         if not same_schedule(stored, job):
             return default
@@ -332,7 +232,7 @@ class DjangoJobStore(BaseJobStore):
         return row[0]
 
     def remove_job(self, job_id: str) -> None:
-        if self._claimed.is_echo_of_removal(job_id):
+        if self._fires.is_echo_of_removal(job_id):
             return  # the claim already deleted this finished job
         deleted, _ = self._user_call(lambda: DjangoJob.objects.filter(pk=job_id).delete(), "removing a job")
         if not deleted:
@@ -351,34 +251,36 @@ class DjangoJobStore(BaseJobStore):
             return value.astimezone(self._scheduler.timezone)
         return value
 
-    def _load_job(self, job_id: str, next_run_time: datetime | None, job_state: bytes) -> Job:
-        state = load_job_state(job_state)
-        # The column, not the pickled copy, says when the job runs next: a plain ORM
-        # update of DjangoJob.next_run_time is obeyed.
-        # In the trigger's own time zone, as APScheduler keeps it: in the hour repeated
-        # in autumn, an instant expressed in another zone never compares equal to the
-        # trigger's (PEP 495), and the trigger would hand the same fire out again.
-        trigger_zone = getattr(state.get("trigger"), "timezone", None)
-        value = from_db(next_run_time)
-        state["next_run_time"] = value.astimezone(trigger_zone) if value and trigger_zone else self._as_scheduler_time(value)
-        job = Job.__new__(Job)
-        job.__setstate__(state)
-        _attach(job, self._scheduler, self._alias)
-        return job
+    def _restore_or_flag(self, job_id: str, next_run_time: datetime | None, job_state: bytes) -> Job | None:
+        try:
+            return jobstate.restore(job_id, next_run_time, job_state, self._scheduler, self._alias)
+        except jobstate.JobStateError as error:
+            flag_broken(job_id, str(error))
+            return None
 
-    def _flag_broken_job(self, job_id: str, error: Exception) -> None:
-        reason = f"{type(error).__name__}: {error}"
-        logger.error(
-            "Job %r cannot be loaded (%s). It is kept, flagged as broken in the admin, and skipped. "
-            "Restore its function (or the classes of its arguments) and restart the scheduler, "
-            "or replace it with add_job(..., replace_existing=True), or remove it.",
-            job_id,
-            reason,
-        )
-        DjangoJob.objects.filter(pk=job_id).update(broken=True, broken_reason=reason[:10_000])
+    def _load_runnable_job(self, job_id: str, next_run_time: datetime | None, job_state: bytes) -> Job:
+        """A claimed row as a Job, refusing (before the claim writes anything) what cannot run here."""
+        job = jobstate.restore(job_id, next_run_time, job_state, self._scheduler, self._alias)
+        if self._scheduler is not None and not _has_executor(self._scheduler, job.executor):
+            # APScheduler would delete a job whose executor it cannot find.
+            raise jobstate.JobStateError(
+                f"cannot run: its executor {job.executor!r} is not configured on this scheduler; add it with "
+                f"scheduler.add_executor(..., alias={job.executor!r}) or change the job's executor"
+            )
+        return job
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__}>"
+
+
+def _has_executor(scheduler: BaseScheduler, alias: str) -> bool:
+    # APScheduler 3 has no public "is this executor configured?"; its own lookup is
+    # the private _lookup_executor, which raises KeyError for an unknown alias.
+    try:
+        scheduler._lookup_executor(alias)
+    except KeyError:
+        return False
+    return True
 
 
 class DjangoMemoryJobStore(MemoryJobStore):
@@ -386,26 +288,25 @@ class DjangoMemoryJobStore(MemoryJobStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self._history: HistoryRecorder | None = None
+        self._membership: Membership | None = None
+        self._fires: Fires | None = None
 
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
         super().start(scheduler, alias)
-        self._history = HistoryRecorder(alias)
-        self._history.start()
-        scheduler.add_listener(self._history, HISTORY_EVENTS)
+        self._membership = Membership(scheduler, alias, in_cluster=False)
+        self._fires = self._membership.join()
 
     def shutdown(self) -> None:
-        if self._history is not None:
-            if self._scheduler is not None:
-                self._scheduler.remove_listener(self._history)
-            self._history.stop()
+        if self._membership is not None:
+            self._membership.leave()
+            self._membership = None
         super().shutdown()
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         jobs = super().get_due_jobs(now)
-        for job in jobs:
-            run_times = due_run_times(job, now)
-            wrap_job_function(job, run_times[-1:] if job.coalesce else run_times)
+        if self._fires is not None:
+            for job in jobs:
+                self._fires.hand_off_unclaimed(job, now)
         return jobs
 
 

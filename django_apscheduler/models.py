@@ -7,11 +7,11 @@ existing database upgrades in place; new columns only add to them.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from .querysets import ExecutionQuerySet, JobQuerySet, SchedulerQuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ class DjangoJob(models.Model):
     declared = models.BooleanField(
         default=False, help_text=_("Declared in code with @job (in an app's jobs.py) rather than added at run time.")
     )
+    declaration = models.TextField(
+        blank=True,
+        default="",
+        help_text=_(
+            "Fingerprint of the code's @job declaration at the last sync. While the code's declaration "
+            "stays the same, edits made in the admin are kept; when it changes, the code's applies again."
+        ),
+    )
     HISTORY_ALL = "all"
     HISTORY_FAILURES = "failures"
     HISTORY_CHOICES = [(HISTORY_ALL, _("every run")), (HISTORY_FAILURES, _("failures only"))]
@@ -54,6 +62,8 @@ class DjangoJob(models.Model):
         default=HISTORY_ALL,
         help_text=_("Which executions to keep: every run, or only those that did not succeed."),
     )
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ("next_run_time",)
@@ -67,15 +77,8 @@ class DjangoJob(models.Model):
         return f"{self.id} (next run at {self.next_run_time:%Y-%m-%d %H:%M:%S})"
 
 
-class DjangoJobExecutionManager(models.Manager):
-    def delete_old_job_executions(self, max_age: int) -> int:
-        """Delete executions whose run time is more than ``max_age`` seconds ago.
-
-        Returns how many rows were deleted.
-        """
-        cutoff = timezone.now() - timedelta(seconds=max_age)
-        deleted, _per_model = self.filter(run_time__lt=cutoff).delete()
-        return deleted
+# 0.7's name for the executions' manager; its methods live on the QuerySet.
+DjangoJobExecutionManager = models.Manager.from_queryset(ExecutionQuerySet)
 
 
 class DjangoJobExecution(models.Model):
@@ -173,6 +176,8 @@ class SchedulerInstance(models.Model):
     started = models.DateTimeField(help_text=_("When the scheduler started."))
     last_heartbeat = models.DateTimeField(db_index=True, help_text=_("Last sign of life."))
     stopped = models.DateTimeField(null=True, blank=True, help_text=_("When it shut down cleanly."))
+
+    objects = SchedulerQuerySet.as_manager()
 
     class Meta:
         ordering = ("-last_heartbeat",)

@@ -1,23 +1,27 @@
-"""What operators do to jobs from outside a scheduler: list, pause, resume, run now, prune.
+"""What operators do to stored jobs from outside a scheduler: list, create, reschedule, pause, resume.
 
-Used by ``manage.py apscheduler`` (and usable from a shell or a view). Pausing and
-resuming write the ``next_run_time`` column, which running schedulers obey live
-(it is the truth; the pickled copy inside the job state is ignored).
+Used by the admin and ``manage.py apscheduler`` (and usable from a shell or a
+view). Everything here reads and writes ``DjangoJob`` rows directly, with job state
+going through ``jobstate``; no scheduler or job store is needed. Running
+schedulers obey every change live: the ``next_run_time`` column is the truth (the
+pickled copy inside the job state is ignored), and they reload a job's state at
+each claim.
 """
 
 from __future__ import annotations
 
 import math
-import pickle
-from typing import Any
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
+from apscheduler.job import Job
+from apscheduler.jobstores.base import ConflictingIdError
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
-from .claims import load_job_state
+from . import jobstate
 from .describe import describe_trigger
-from .jobstores import DjangoJobStore
 from .models import DjangoJob, DjangoJobExecution
 from .timezones import to_db, utc_now
 
@@ -52,11 +56,8 @@ def list_jobs() -> list[JobSummary]:
 
 
 def _summarize(row: DjangoJob) -> JobSummary:
-    try:
-        state = load_job_state(bytes(row.job_state))
-        trigger = describe_trigger(state["trigger"])
-    except Exception:
-        trigger = "(cannot be loaded)"
+    state, _reason = jobstate.try_load(row.job_state)
+    trigger = describe_trigger(state["trigger"]) if state is not None else "(cannot be loaded)"
     if row.broken:
         job_state = "broken"
     elif row.next_run_time is None:
@@ -64,6 +65,14 @@ def _summarize(row: DjangoJob) -> JobSummary:
     else:
         job_state = "scheduled"
     return JobSummary(row.id, trigger, row.next_run_time, job_state, row.last_status)
+
+
+def load_job(job_id: str) -> Job:
+    """The stored job, restored (not bound to a scheduler); raises UnknownJob or JobStateError."""
+    row = DjangoJob.objects.filter(pk=job_id).values_list("next_run_time", "job_state").first()
+    if row is None:
+        raise UnknownJob(job_id)
+    return jobstate.restore(job_id, row[0], row[1], scheduler=None, alias=None)
 
 
 def pause_job(job_id: str) -> None:
@@ -78,11 +87,10 @@ def resume_job(job_id: str) -> datetime | None:
     A job whose trigger has no further fire (a date job in the past) is removed, as
     APScheduler's own ``resume_job`` does.
     """
-    job = DjangoJobStore().lookup_job(job_id)
-    if job is None:
-        if DjangoJob.objects.filter(pk=job_id).exists():
-            raise ValueError(f"Job {job_id!r} cannot be loaded (it is flagged broken); fix its code first.")
-        raise UnknownJob(job_id)
+    try:
+        job = load_job(job_id)
+    except jobstate.JobStateError as error:
+        raise ValueError(f"Job {job_id!r} {error}; fix its code first.") from None
     now = datetime.now(getattr(job.trigger, "timezone", None) or timezone.utc)
     next_run_time = job.trigger.get_next_fire_time(None, now)
     if next_run_time is None:
@@ -105,14 +113,15 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
 
     A paused job stays paused (None is returned): resuming it applies the new
     trigger. Running schedulers obey the change live (the column is the truth).
+    Options out of range raise ``jobstate.JobStateError`` and nothing is written.
     """
     row = DjangoJob.objects.filter(pk=job_id).values_list("next_run_time", "job_state").first()
     if row is None:
         raise UnknownJob(job_id)
     try:
-        state = load_job_state(bytes(row[1]))
-    except Exception as error:
-        raise ValueError(f"Job {job_id!r} cannot be loaded ({error}); fix its code first.") from None
+        state = jobstate.load(row[1])
+    except jobstate.JobStateError as error:
+        raise ValueError(f"Job {job_id!r} {error}; fix its code first.") from None
     paused = row[0] is None
     next_run_time = None if paused else trigger.get_next_fire_time(None, utc_now())
     state.update(
@@ -122,9 +131,8 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
         misfire_grace_time=misfire_grace_time,
         next_run_time=next_run_time,
     )
-    DjangoJob.objects.filter(pk=job_id).update(
-        job_state=pickle.dumps(state, pickle.HIGHEST_PROTOCOL), next_run_time=to_db(next_run_time)
-    )
+    job_state = jobstate.dump_state(state, job_id=job_id)
+    DjangoJob.objects.filter(pk=job_id).update(job_state=job_state, next_run_time=to_db(next_run_time))
     return next_run_time
 
 
@@ -141,16 +149,11 @@ def create_job(
     misfire_grace_time: int | None = None,
 ) -> datetime | None:
     """Store a new job (raises APScheduler's ConflictingIdError if the id is taken); return its next run time."""
-    from apscheduler.job import Job
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from django.conf import settings
-
-    # A Job needs a scheduler to be built; this one is never started, and the job
-    # goes straight into the database, where running schedulers pick it up.
-    builder = BackgroundScheduler(timezone=settings.TIME_ZONE or "UTC")
     next_run_time = trigger.get_next_fire_time(None, utc_now())
+    # A Job needs no scheduler to be built and stored; running schedulers pick the
+    # row up from the database.
     job = Job(
-        builder,
+        None,
         id=job_id,
         func=func,
         args=tuple(args),
@@ -163,5 +166,10 @@ def create_job(
         max_instances=max_instances,
         next_run_time=next_run_time,
     )
-    DjangoJobStore().add_job(job)
+    job_state = jobstate.dump(job)
+    try:
+        with transaction.atomic():
+            DjangoJob.objects.create(id=job_id, next_run_time=to_db(next_run_time), job_state=job_state)
+    except IntegrityError:
+        raise ConflictingIdError(job_id) from None
     return next_run_time

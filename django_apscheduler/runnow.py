@@ -22,10 +22,10 @@ from datetime import datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
 
-from . import conf
-from .history import wait_for_results
-from .jobstores import DjangoJobStore, DjangoMemoryJobStore
-from .heartbeat import alive_schedulers
+from . import conf, jobstate, operations
+from .fires import wait_for_results
+from .jobstores import DjangoMemoryJobStore
+from .membership import alive_schedulers
 from .models import DjangoJob, DjangoJobExecution
 from .timezones import to_db, utc_now
 
@@ -65,7 +65,7 @@ def _hand_to_scheduler(job_ids: list[str], timeout: float) -> list[RunResult]:
     results = []
     for job_id in job_ids:
         run_time = utc_now()
-        if DjangoJob.objects.filter(pk=job_id, broken=False).update(run_requested_at=to_db(run_time)):
+        if DjangoJob.objects.filter(pk=job_id).runnable().update(run_requested_at=to_db(run_time)):
             logger.info("Run of job %r requested from a live scheduler", job_id)
             results.append(RunResult(job_id, run_time, None))
         else:
@@ -83,14 +83,13 @@ def _collect(results: list[RunResult], timeout: float) -> None:
 
 
 def _run_in_process(job_ids: list[str], timeout: float) -> list[RunResult]:
-    store = DjangoJobStore()
     scheduler = BackgroundScheduler(timezone=settings.TIME_ZONE if settings.USE_TZ else None)
     scheduler.add_jobstore(DjangoMemoryJobStore(), RUN_NOW_ALIAS)
     results: list[RunResult] = []
     scheduler.start()
     try:
         for job_id in job_ids:
-            results.append(_submit(scheduler, store, job_id))
+            results.append(_submit(scheduler, job_id))
         _collect(results, timeout)
     finally:
         # Do not make the caller wait for jobs still running after the timeout: they
@@ -102,10 +101,11 @@ def _run_in_process(job_ids: list[str], timeout: float) -> list[RunResult]:
     return results
 
 
-def _submit(scheduler: BackgroundScheduler, store: DjangoJobStore, job_id: str) -> RunResult:
+def _submit(scheduler: BackgroundScheduler, job_id: str) -> RunResult:
     run_time = utc_now()
-    job = store.lookup_job(job_id)
-    if job is None:
+    try:
+        job = operations.load_job(job_id)
+    except (operations.UnknownJob, jobstate.JobStateError):
         return RunResult(job_id, run_time, None, error=_NOT_RUNNABLE, in_process=True)
     scheduler.add_job(
         job.func,

@@ -8,7 +8,7 @@ from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobExecu
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.utils import timezone as dj_timezone
 
-from django_apscheduler.history import HistoryRecorder
+from django_apscheduler.fires import Fires
 from django_apscheduler.jobstores import DjangoMemoryJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
@@ -56,7 +56,7 @@ def test_error_is_recorded_with_exception_and_full_traceback(scheduler_factory):
     assert row.status == DjangoJobExecution.ERROR
     assert row.exception == "ValueError: boom <b>"
     assert "fail_with" in row.traceback and "raise ValueError(message)" in row.traceback
-    assert "timing.py" not in row.traceback  # the package's own timer frame is hidden
+    assert "fires.py" not in row.traceback  # the package's own timer frame is hidden
 
 
 def test_missed_fire_is_recorded(scheduler_factory):
@@ -131,7 +131,7 @@ def test_memory_job_store_records_executions():
 
 
 def test_events_out_of_order_keep_the_final_status(caplog):
-    recorder = HistoryRecorder("default")
+    recorder = Fires("default")
     run_time = now().replace(microsecond=123456)
     caplog.set_level(logging.DEBUG)
     recorder(JobExecutionEvent(EVENT_JOB_EXECUTED, "fast", "default", run_time, retval=1))
@@ -143,7 +143,7 @@ def test_events_out_of_order_keep_the_final_status(caplog):
 
 
 def test_events_of_other_job_stores_are_ignored():
-    recorder = HistoryRecorder("default")
+    recorder = Fires("default")
     recorder(JobSubmissionEvent(EVENT_JOB_SUBMITTED, "elsewhere", "memory", [now()]))
     assert executions("elsewhere") == []
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.db import OperationalError
 
-from django_apscheduler import claims, jobstores
+from django_apscheduler import claims, fires, jobstores
 from django_apscheduler.models import DjangoJobExecution
 from tests import jobfuncs
 from tests.helpers import wait_until
@@ -50,7 +50,7 @@ def test_database_errors_while_claiming_are_retried_not_fatal(scheduler_factory,
             raise OperationalError("server closed the connection unexpectedly")
         return real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(jobstores, "claim_due_jobs", flaky_claim)
+    monkeypatch.setattr(fires, "claim_due_jobs", flaky_claim)
     scheduler = scheduler_factory()
     scheduler.start()
     scheduler.add_job(jobfuncs.noop, "date", run_date=datetime.now(timezone.utc), id="survivor")
@@ -71,7 +71,7 @@ def test_shutdown_is_not_blocked_by_an_unreachable_database(scheduler_factory, m
 
     scheduler = scheduler_factory()
     scheduler.start()
-    monkeypatch.setattr(jobstores, "claim_due_jobs", always_failing)
+    monkeypatch.setattr(fires, "claim_due_jobs", always_failing)
     monkeypatch.setattr(jobstores.DjangoJobStore, "_earliest_next_run_time", lambda self: always_failing())
     scheduler.wakeup()
     time.sleep(0.5)

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 from ..models import DjangoJobExecution, SchedulerInstance
-from ..heartbeat import is_alive
+from ..querysets import is_alive
 from .common import local_time
 
 # --- schedulers ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_apscheduler import heartbeat, operations, runner, runnow
+from django_apscheduler import operations, runner, runnow
+from django_apscheduler.querysets import is_alive
 from django_apscheduler.database import TablesMissing, ensure_tables_exist
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
 from django_apscheduler.util import get_local_dt_format
@@ -107,7 +108,7 @@ class Command(BaseCommand):
 
     def handle_status(self, **options):
         schedulers = list(SchedulerInstance.objects.order_by("-last_heartbeat")[:50])
-        alive = [s for s in schedulers if heartbeat.is_alive(s)]
+        alive = [s for s in schedulers if is_alive(s)]
         rows = [("HOST", "PID", "VERSION", "STARTED", "LAST HEARTBEAT", "STATE")]
         for instance in schedulers:
             state = "alive" if instance in alive else ("stopped" if instance.stopped else "dead")

@@ -1,4 +1,4 @@
-"""Scheduler registry housekeeping: lost fires of dead schedulers, pruning old rows."""
+"""A scheduler's membership: lost fires of dead schedulers, pruning old rows, the heartbeat's cost."""
 
 import re
 import threading
@@ -11,8 +11,7 @@ from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_apscheduler import heartbeat
-from django_apscheduler.jobstores import DjangoJobStore
+from django_apscheduler import fires, membership
 from django_apscheduler.models import DjangoJob, DjangoJobExecution, SchedulerInstance
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +35,7 @@ def test_only_dead_schedulers_lose_their_started_fires():
     done_dead = execution("c", DjangoJobExecution.SUCCESS, dead)
     legacy = execution("d", DjangoJobExecution.SENT, None)  # left by 0.7: nobody to blame
 
-    assert heartbeat.mark_lost_executions(timeout=30) == 1
+    assert fires.mark_lost() == 1
     statuses = dict(DjangoJobExecution.objects.values_list("job_id", "status"))
     assert statuses == {
         running_alive.job_id: DjangoJobExecution.SENT,
@@ -50,7 +49,7 @@ def test_schedulers_silent_for_a_week_are_pruned_but_history_stays():
     recent, old, old_busy = scheduler(3600), scheduler(8 * 86400), scheduler(8 * 86400)
     execution("kept", DjangoJobExecution.SUCCESS, old)
     execution("busy", DjangoJobExecution.SENT, old_busy)
-    assert heartbeat.prune_dead_schedulers() == 1
+    assert membership.prune_dead_schedulers() == 1
     assert set(SchedulerInstance.objects.values_list("pk", flat=True)) == {recent.pk, old_busy.pk}
     assert DjangoJobExecution.objects.get(job_id="kept").scheduler is None
 
@@ -73,15 +72,20 @@ def statements_by_thread():
     connection_created.disconnect(install)
 
 
+class _FakeScheduler:
+    def __init__(self, wakeups):
+        self.wakeups = wakeups
+
+    def wakeup(self):
+        self.wakeups.append(1)
+
+
 def make_heartbeat(planned, wakeups, notifications_live=False):
-    instance = heartbeat.register_scheduler()
-    return heartbeat.Heartbeat(
-        instance.pk,
-        earliest_next_run_time=DjangoJobStore()._earliest_next_run_time,  # the real poll
-        planned_wakeup=lambda: planned,
-        wake_scheduler=lambda: wakeups.append(1),
-        notifications_live=lambda: notifications_live,
-    )
+    """A real heartbeat thread (real poll, real statements) of a membership that is not joined."""
+    member = membership.Membership(_FakeScheduler(wakeups), "default", planned_wakeup=lambda: planned)
+    member.instance_id = membership.register_scheduler().pk
+    member.notifications_live = lambda: notifications_live
+    return membership.Heartbeat(member)
 
 
 def weekly_job():

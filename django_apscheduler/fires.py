@@ -1,0 +1,512 @@
+"""A fire's life, from claim to final status. This module is its one owner.
+
+A fire is one (job, scheduled run time). Its life, and who moves it on::
+
+    claimed ─► handed off ─► started ─► Executed | Error! | Missed! | Max instances!
+       │                        │
+       │ (over the cluster's    └─ the scheduler that claimed it died: Lost!
+       │  max_instances)
+       └─► Max instances!
+
+- **claimed**: ``Fires.claim`` runs the claim transaction (``claims``), which
+  writes the fire's "Started execution" row, unique on (job, run time): the
+  database fences every fire exactly once across all schedulers.
+- **handed off**: in the same call, each claimed job is handed to APScheduler
+  with a trigger that yields exactly the claimed fires (``_ClaimedFiresTrigger``)
+  and a timer around its function. Whatever the stored ``next_run_time`` says,
+  APScheduler can only run what was claimed: a schedule moved back never re-runs
+  a fire. A job that cannot be handed off gets Error! for its claimed fires and
+  is flagged broken; the rest of the batch runs.
+- **started / outcome**: the executor runs the function; the timer notes the real
+  start and end; APScheduler's events (``Fires`` is their listener) give the
+  outcome, written in batches by ``history_writer``.
+- **Lost!**: ``mark_lost`` marks the unfinished fires of schedulers that stopped
+  sending heartbeats; ``membership`` calls it.
+
+Rows are written only here (and through ``history_writer`` and ``claims``, which
+only this module calls). ``record_start`` and ``record_outcome`` are the seam
+for an executor whose fires start and finish in another process.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+    SchedulerEvent,
+)
+from apscheduler.job import Job
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
+from django.db.models import QuerySet
+
+from . import history_writer
+from .claims import Claim, claim_due_jobs, due_run_times
+from .database import connection_hygiene, run_with_retry
+from .history_writer import HistoryWriter
+from .jobstate import JobStateError
+from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from .timezones import to_db
+
+logger = logging.getLogger("django_apscheduler.fires")
+
+# Everything a scheduler's events can report about a fire.
+HISTORY_EVENTS = (
+    EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+)
+
+# Memory bounds for what waits for an event that may never come (a process shutting
+# down): oldest entries are dropped first.
+_MAX_REMEMBERED_FIRES = 100_000
+_MAX_PENDING_TIMINGS = 10_000
+_MAX_EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
+
+
+# --- claim and hand-off ---------------------------------------------------------------
+
+
+class _ClaimedFiresTrigger(BaseTrigger):
+    """In memory only: yields exactly the claimed fires, then the stored next run time.
+
+    APScheduler recomputes a due job's run times from its ``next_run_time`` with
+    its trigger (``Job._get_run_times``); with this trigger that computation gives
+    back the claim, no more. Pickled, it is its original trigger, so an update of
+    the job never stores it.
+    """
+
+    def __init__(self, original: BaseTrigger, run_times: list[datetime], next_run_time: datetime | None) -> None:
+        self.original = original
+        self.run_times = list(run_times)
+        self.next_run_time = next_run_time
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        for run_time in self.run_times:
+            if previous_fire_time is None or run_time > previous_fire_time:
+                return run_time
+        return self.next_run_time
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.original.__reduce_ex__(protocol)
+
+    def __getattr__(self, name: str) -> Any:  # timezone, jitter, ...: the original's
+        if name == "original":
+            raise AttributeError(name)
+        return getattr(self.original, name)
+
+    def __str__(self) -> str:
+        return str(self.original)
+
+    def __repr__(self) -> str:
+        return repr(self.original)
+
+
+@dataclass
+class _Echoes:
+    """What the last claim already wrote, so APScheduler's follow-up write of it costs nothing."""
+
+    next_run_times: dict[str, datetime] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+
+    def clear(self) -> None:
+        self.next_run_times.clear()
+        self.finished.clear()
+
+
+class Timing(NamedTuple):
+    started: datetime
+    ended: datetime
+
+
+class Fires:
+    """The fires of one job store's jobs in this process: claimed, handed off, recorded.
+
+    ``start(scheduler)`` makes it the scheduler's listener for fire events and
+    starts the history writer thread; until then (and after ``stop``) every
+    write is made in the calling thread.
+    """
+
+    def __init__(self, alias: str, scheduler_id: int | None = None) -> None:
+        self.alias = alias
+        self.scheduler_id = scheduler_id
+        self._writer = HistoryWriter(f"django-apscheduler-history-{alias}")
+        self._echoes = _Echoes()
+        self._lock = threading.Lock()
+        # Fires whose "Started execution" row the claim wrote: their submission
+        # event writes nothing. Consumed by that event.
+        self._started_by_claim: OrderedDict[tuple[str, datetime], None] = OrderedDict()
+        # Jobs whose history keeps failures only: a success deletes the fire's row.
+        self._failures_only: set[str] = set()
+        self._timings: OrderedDict[tuple[str, datetime], Timing] = OrderedDict()
+        self._scheduler: BaseScheduler | None = None
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self, scheduler: BaseScheduler) -> None:
+        self._scheduler = scheduler
+        self._writer.start()
+        scheduler.add_listener(self, HISTORY_EVENTS)
+
+    def stop(self) -> None:
+        """Stop listening, and write every queued result."""
+        if self._scheduler is not None:
+            self._scheduler.remove_listener(self)
+        self._writer.stop()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every result reported so far is written."""
+        return self._writer.flush(timeout)
+
+    # --- claim -> hand-off --------------------------------------------------------
+
+    def claim(self, now: datetime, *, limit: int, load_job: Callable[[str, datetime | None, bytes], Job]) -> list[Job]:
+        """Claim due fires (and run requests) and return the jobs to hand to APScheduler."""
+        self._echoes.clear()
+        claims = claim_due_jobs(
+            now, limit=limit, scheduler_id=self.scheduler_id, load_job=load_job, on_broken_job=flag_broken
+        )
+        jobs = []
+        for claim in claims:
+            try:
+                jobs.append(self._hand_off(claim))
+            except Exception as error:  # one job's failure must not cost the batch its fires
+                self._fail_claimed(claim, error)
+        return jobs
+
+    def _hand_off(self, claim: Claim) -> Job:
+        job = claim.job
+        job.trigger = _ClaimedFiresTrigger(job.trigger, claim.run_times, claim.next_run_time)
+        job.next_run_time = claim.run_times[0]
+        self._wrap_function(job, claim.run_times)
+        with self._lock:
+            for run_time in claim.run_times:
+                self._remember_started(job.id, run_time)
+            if claim.keep_successes:
+                self._failures_only.discard(job.id)
+            else:
+                self._failures_only.add(job.id)
+        if claim.next_run_time is None or claim.run_now:
+            # APScheduler will ask to remove the job after this fire: a finished date
+            # job is already deleted, and a run-now copy must not remove the stored job.
+            self._echoes.finished.add(job.id)
+        else:
+            self._echoes.next_run_times[job.id] = claim.next_run_time
+        return job
+
+    def _fail_claimed(self, claim: Claim, error: Exception) -> None:
+        job_id = claim.job.id
+        reason = f"could not be handed to its executor: {type(error).__name__}: {error}"
+        logger.exception("Job %r %s; its claimed fires are recorded as Error!", job_id, reason)
+        for run_time in claim.run_times:
+            self._writer.submit(
+                history_writer.final(job_id, to_db(run_time), status=DjangoJobExecution.ERROR, exception=_clip(reason))
+            )
+        flag_broken(job_id, error)
+
+    def hand_off_unclaimed(self, job: Job, now: datetime) -> None:
+        """Time the function of a job from an in-memory store (nothing was claimed)."""
+        try:
+            run_times = due_run_times(job, now)
+            self._wrap_function(job, run_times[-1:] if job.coalesce else run_times)
+        except Exception:
+            # APScheduler runs the job anyway; only its duration will be missing.
+            logger.exception("Could not time job %r; it runs without a measured duration", job.id)
+
+    def is_echo_of_update(self, job: Job) -> bool:
+        expected = self._echoes.next_run_times.get(job.id)
+        if expected is not None and job.next_run_time == expected:
+            del self._echoes.next_run_times[job.id]
+            return True
+        return False
+
+    def is_echo_of_removal(self, job_id: str) -> bool:
+        if job_id in self._echoes.finished:
+            self._echoes.finished.discard(job_id)
+            return True
+        return False
+
+    def _remember_started(self, job_id: str, run_time: datetime) -> None:
+        self._started_by_claim[(job_id, run_time)] = None
+        while len(self._started_by_claim) > _MAX_REMEMBERED_FIRES:
+            self._started_by_claim.popitem(last=False)
+
+    # --- the timer ----------------------------------------------------------------
+
+    def _wrap_function(self, job: Job, run_times: list[datetime]) -> None:
+        """Replace ``job.func`` (in memory only: APScheduler stores ``func_ref``) with a timer."""
+        func = job.func
+        if getattr(func, "_django_apscheduler_timed", False):
+            func = func.__wrapped__
+        job_id = job.id
+        tracker = _RunTimeTracker(run_times, job.misfire_grace_time)
+        record = self._record_timing
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def timed(*args: Any, **kwargs: Any) -> Any:
+                connection_hygiene()
+                run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    record(job_id, run_time, started)
+
+        else:
+
+            @functools.wraps(func)
+            def timed(*args: Any, **kwargs: Any) -> Any:
+                connection_hygiene()
+                run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    record(job_id, run_time, started)
+
+        timed._django_apscheduler_timed = True  # type: ignore[attr-defined]
+        job.func = timed
+
+    def _record_timing(self, job_id: str, run_time: datetime | None, started: datetime) -> None:
+        if run_time is None:
+            return
+        with self._lock:
+            self._timings[(job_id, run_time)] = Timing(started, datetime.now(timezone.utc))
+            while len(self._timings) > _MAX_PENDING_TIMINGS:
+                self._timings.popitem(last=False)
+
+    def _pop_timing(self, job_id: str, run_time: datetime) -> Timing | None:
+        with self._lock:
+            return self._timings.pop((job_id, run_time), None)
+
+    # --- outcomes: APScheduler's events ---------------------------------------------
+
+    def __call__(self, event: SchedulerEvent) -> None:
+        if getattr(event, "jobstore", None) != self.alias:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            # A history write that failed after its retries must not disturb the
+            # scheduler; the fire itself already happened.
+            logger.exception("Could not record event %s of job %r", event, getattr(event, "job_id", None))
+        if event.code != EVENT_JOB_SUBMITTED:
+            # The fire is over in this (worker) thread: tidy its connection.
+            connection_hygiene()
+
+    def _on_event(self, event: SchedulerEvent) -> None:
+        if event.code == EVENT_JOB_SUBMITTED:
+            self._on_submitted(event)
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            for run_time in event.scheduled_run_times:
+                with self._lock:
+                    self._started_by_claim.pop((event.job_id, run_time), None)
+                self._finish(event.job_id, run_time, status=DjangoJobExecution.MAX_INSTANCES)
+        elif event.code == EVENT_JOB_MISSED:
+            self._finish(event.job_id, event.scheduled_run_time, status=DjangoJobExecution.MISSED)
+        elif event.code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR):
+            self._on_outcome(event)
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        for run_time in event.scheduled_run_times:
+            with self._lock:
+                claimed = (event.job_id, run_time) in self._started_by_claim
+                self._started_by_claim.pop((event.job_id, run_time), None)
+            if not claimed:  # an in-memory job: nothing was claimed
+                self._writer.submit(start_write(event.job_id, run_time, self.scheduler_id))
+
+    def _on_outcome(self, event: JobExecutionEvent) -> None:
+        timing = self._pop_timing(event.job_id, event.scheduled_run_time)
+        if event.code == EVENT_JOB_EXECUTED and event.job_id in self._failures_only:
+            self._writer.submit(history_writer.forget(event.job_id, to_db(event.scheduled_run_time)))
+            return
+        write = outcome_write(
+            event.job_id,
+            event.scheduled_run_time,
+            status=DjangoJobExecution.ERROR if event.code == EVENT_JOB_ERROR else DjangoJobExecution.SUCCESS,
+            started=timing.started if timing else None,
+            ended=timing.ended if timing else None,
+            exception=event.exception,
+            traceback=event.traceback,
+            scheduler_id=self.scheduler_id,
+        )
+        self._writer.submit(write)
+
+    def _finish(self, job_id: str, run_time: datetime, *, status: str) -> None:
+        self._writer.submit(history_writer.final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_id))
+
+
+class _RunTimeTracker:
+    """Tells which scheduled run time a call of the job's function belongs to.
+
+    APScheduler's executor calls the function once per run time that was not
+    missed (missed ones are skipped, and they are always the oldest), in order;
+    this mirrors that rule.
+    """
+
+    def __init__(self, run_times: list[datetime], misfire_grace_time: float | None) -> None:
+        self._pending = list(run_times)
+        self._grace = misfire_grace_time
+        self._lock = threading.Lock()
+
+    def next_run_time(self) -> datetime | None:
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            # Drop the run times the executor skipped as missed. It decided a moment
+            # before us, so allow that moment: a run time just within the grace time
+            # then may be just outside it now. (Seconds as floats: no timedelta to
+            # overflow, whatever the grace time.)
+            while len(self._pending) > 1 and self._grace is not None:
+                if (now - self._pending[0]).total_seconds() <= self._grace + 1:
+                    break
+                self._pending.pop(0)
+            return self._pending.pop(0) if self._pending else None
+
+
+# --- writes, for this module and for executors in other processes --------------------
+
+
+def start_write(job_id: str, run_time: datetime, scheduler_id: int | None) -> history_writer.Write:
+    return history_writer.start(job_id, to_db(run_time), status=DjangoJobExecution.SENT, scheduler_id=scheduler_id)
+
+
+def outcome_write(
+    job_id: str,
+    run_time: datetime,
+    *,
+    status: str,
+    started: datetime | None,
+    ended: datetime | None,
+    exception: BaseException | str | None = None,
+    traceback: str | None = None,
+    scheduler_id: int | None = None,
+) -> history_writer.Write:
+    """The final write of a fire that ran (Executed or Error!), with its real timing."""
+    ended = ended or datetime.now(timezone.utc)
+    fields: dict[str, Any] = {
+        "status": status,
+        "finished": Decimal(f"{ended.timestamp():.2f}"),
+        "started_at": to_db(started) if started else None,
+        "duration": Decimal(f"{(ended - started).total_seconds():.2f}") if started else None,
+    }
+    if scheduler_id is not None:  # only written when the row is created (see history_writer)
+        fields["scheduler_id"] = scheduler_id
+    if status == DjangoJobExecution.ERROR:
+        fields["exception"] = _describe_exception(exception)
+        fields["traceback"] = strip_timer_frames(traceback)
+    return history_writer.final(job_id, to_db(run_time), **fields)
+
+
+def record_start(job_id: str, run_time: datetime, scheduler_id: int | None = None) -> None:
+    """Write a fire's "Started execution" row now (it never overwrites an outcome)."""
+    run_with_retry(lambda: history_writer.apply_writes([start_write(job_id, run_time, scheduler_id)]), "recording a start")
+
+
+def record_outcome(job_id: str, run_time: datetime, **outcome: Any) -> None:
+    """Write a fire's outcome now, from any process (see ``outcome_write`` for the fields)."""
+    write = outcome_write(job_id, run_time, **outcome)
+    run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job result")
+
+
+def _describe_exception(exception: BaseException | str | None) -> str:
+    if exception is None:
+        return ""
+    text = exception if isinstance(exception, str) else f"{type(exception).__name__}: {exception}"
+    return _clip(text)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_EXCEPTION_LENGTH else text[: _MAX_EXCEPTION_LENGTH - 1] + "…"
+
+
+def strip_timer_frames(formatted_traceback: str | None) -> str | None:
+    """Remove the timer's own frame from a traceback, so users see only their code."""
+    if not formatted_traceback:
+        return formatted_traceback
+    marker = f'File "{__file__}"'
+    kept: list[str] = []
+    in_timer_frame = False
+    for line in formatted_traceback.splitlines(keepends=True):
+        if line.startswith("  File "):
+            in_timer_frame = marker in line
+        elif not line.startswith("    "):
+            in_timer_frame = False
+        if not in_timer_frame:
+            kept.append(line)
+    return "".join(kept)
+
+
+# --- broken jobs and lost fires --------------------------------------------------------
+
+
+def flag_broken(job_id: str, error: Exception | str) -> None:
+    """Keep the job, flagged broken with the reason: it is skipped until repaired."""
+    if isinstance(error, str | JobStateError):
+        reason = str(error)
+    else:
+        reason = f"cannot run: {type(error).__name__}: {error}"
+    logger.error(
+        "Job %r %s. It is kept, flagged as broken in the admin, and skipped; the other jobs are unaffected. "
+        "Restore its function (or the classes of its arguments) or fix its options, and restart the "
+        "scheduler; or replace it with add_job(..., replace_existing=True), or remove it.",
+        job_id,
+        reason,
+    )
+    DjangoJob.objects.filter(pk=job_id).mark_broken(reason)
+
+
+def lost_fires(now: datetime | None = None) -> QuerySet[DjangoJobExecution]:
+    """Unfinished fires of schedulers that stopped sending heartbeats: nobody will finish them."""
+    return DjangoJobExecution.objects.unfinished().filter(scheduler__in=SchedulerInstance.objects.silent(now))
+
+
+def mark_lost(now: datetime | None = None) -> int:
+    """Give the lost fires their final status, Lost!; return how many."""
+    lost = lost_fires(now).update(status=DjangoJobExecution.LOST)
+    if lost:
+        logger.warning(
+            "Marked %d execution(s) as Lost!: their scheduler stopped sending heartbeats (killed or crashed) "
+            "before they finished.",
+            lost,
+        )
+    return lost
+
+
+# --- waiting for outcomes (run now) ----------------------------------------------------
+
+
+def wait_for_results(
+    execution_keys: Iterable[tuple[str, datetime]], timeout: float, poll: float = 0.25
+) -> dict[tuple[str, datetime], DjangoJobExecution | None]:
+    """Wait until the given fires have a final status, or ``timeout`` seconds pass.
+
+    Returns {(job_id, run_time): execution or None}; None or a non-final status
+    means the fire is still pending.
+    """
+    deadline = time.monotonic() + timeout
+    results: dict[tuple[str, datetime], DjangoJobExecution | None] = {key: None for key in execution_keys}
+    while True:
+        for key, execution in list(results.items()):
+            if execution is None or execution.status not in DjangoJobExecution.FINAL_STATUSES:
+                results[key] = DjangoJobExecution.objects.of_fire(*key).first()
+        if all(e is not None and e.status in DjangoJobExecution.FINAL_STATUSES for e in results.values()):
+            return results
+        if time.monotonic() >= deadline:
+            return results
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+

@@ -1,0 +1,284 @@
+"""A running scheduler's place in the cluster: its row, heartbeat, liveness and wake-ups.
+
+``Membership`` is what a job store joins when its scheduler starts and leaves when
+it stops. It holds everything a running scheduler keeps up besides its jobs:
+
+- its ``SchedulerInstance`` row (host, pid, start, last heartbeat), which tells
+  peers and the admin it is alive;
+- the job store's ``fires.Fires`` (the listener and history writer of its fires);
+- a small background thread (``Heartbeat``) that, every few seconds, refreshes
+  the heartbeat; marks the unfinished fires of silent schedulers as Lost! (through
+  ``fires.mark_lost``); and asks the database for the earliest due job (one indexed
+  query), waking the scheduler when another process made a job due sooner than it
+  planned to look, so changes made elsewhere are obeyed without a restart;
+- on PostgreSQL, a LISTEN connection (``postgres.Listener``) that does that
+  waking at once; the thread then polls only with its heartbeats, and every
+  interval again while the listening connection is down.
+
+An idle scheduler costs its database what this thread does, so each of its ticks
+is one statement: a poll is one SELECT, and a heartbeat is one UPDATE that is
+written only if nothing needs the scheduler's attention (no job due sooner than
+planned, no silent peer's unfinished fire). Only when something does, it takes a
+closer look: writes the heartbeat, marks the lost fires and polls. On MySQL and
+MariaDB, whose UPDATEs lock the rows their subqueries read, a heartbeat is always
+that closer look, with the lost-fire check every half heartbeat timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.base import BaseScheduler
+from django.db import close_old_connections
+from django.db.models import Exists, Subquery
+
+from . import __version__, conf, fires, postgres
+from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
+from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from .querysets import is_alive
+from .timezones import from_db, to_db, utc_now
+
+logger = logging.getLogger("django_apscheduler.membership")
+
+__all__ = ["Membership", "is_alive", "alive_schedulers", "earliest_due"]
+
+
+def alive_schedulers():
+    """Schedulers that are running now (``SchedulerQuerySet.alive``)."""
+    return SchedulerInstance.objects.alive()
+
+
+def register_scheduler() -> SchedulerInstance:
+    now = utc_now()
+    instance = run_with_retry(
+        lambda: SchedulerInstance.objects.create(
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            version=__version__,
+            started=now,
+            last_heartbeat=now,
+        ),
+        "registering the scheduler",
+    )
+    logger.info("Scheduler registered as %s (id %s)", instance, instance.pk)
+    return instance
+
+
+def mark_stopped(instance_id: int) -> None:
+    SchedulerInstance.objects.filter(pk=instance_id).update(stopped=utc_now(), last_heartbeat=utc_now())
+
+
+# Rows of schedulers gone for this long are deleted (their executions keep their
+# history, without the link to the scheduler), so the table does not grow for ever.
+DEAD_SCHEDULER_RETENTION = timedelta(days=7)
+_PRUNE_EVERY = 3600.0  # seconds
+
+
+def prune_dead_schedulers() -> int:
+    """Delete scheduler rows silent for a week that have nothing left running."""
+    cutoff = utc_now() - DEAD_SCHEDULER_RETENTION
+    running = DjangoJobExecution.objects.unfinished().values("scheduler_id")
+    deleted, _ = SchedulerInstance.objects.filter(last_heartbeat__lt=cutoff).exclude(pk__in=running).delete()
+    if deleted:
+        logger.info("Removed %d scheduler row(s) silent for over %s days", deleted, DEAD_SCHEDULER_RETENTION.days)
+    return deleted
+
+
+def enforce_history_retention() -> int:
+    """Delete executions older than ``APSCHEDULER_HISTORY_RETENTION`` seconds, if set."""
+    retention = conf.get("APSCHEDULER_HISTORY_RETENTION")
+    if retention is None:
+        return 0
+    deleted = DjangoJobExecution.objects.delete_old_job_executions(int(retention))
+    if deleted:
+        logger.info("Deleted %d execution(s) older than APSCHEDULER_HISTORY_RETENTION (%ss)", deleted, retention)
+    return deleted
+
+
+def _jobs_due_before(moment: datetime | None) -> Exists:
+    """Jobs that can run with a fire or run request before ``moment`` (None: at any time)."""
+    jobs = DjangoJob.objects.runnable()
+    if moment is None:
+        return Exists(jobs.filter(next_run_time__isnull=False)) | Exists(jobs.filter(run_requested_at__isnull=False))
+    moment = to_db(moment)
+    return Exists(jobs.filter(next_run_time__lt=moment)) | Exists(jobs.filter(run_requested_at__lt=moment))
+
+
+def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None) -> bool:
+    """Write the heartbeat, in one statement, unless something needs the scheduler.
+
+    Something does when a job is due before the scheduler's ``planned_wakeup``
+    (another process changed it) or a dead scheduler left unfinished fires. Returns
+    whether the heartbeat was written; if not, the caller looks closer. Only where
+    ``writes_read_subqueries_without_locks()``: elsewhere the subqueries would lock
+    the jobs that claims lock.
+    """
+    needed = _jobs_due_before(planned_wakeup) | Exists(fires.lost_fires())
+    return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=utc_now()))
+
+
+def _earliest(column: str) -> Subquery:
+    return Subquery(DjangoJob.objects.runnable().filter(**{f"{column}__isnull": False}).order_by(column).values(column)[:1])
+
+
+def earliest_due() -> datetime | None:
+    """The earliest scheduled fire or pending run request of the jobs that can run.
+
+    The statement every idle scheduler repeats each poll interval, so it is one
+    statement of two index-ordered lookups. (MIN() would be simpler to write, but
+    with the "not broken" condition only PostgreSQL answers it from the index;
+    SQLite and MariaDB would scan every job.) Any one row of the table carries the
+    two subqueries; an empty table has nothing to run.
+    """
+    rows = (
+        DjangoJob.objects.order_by()
+        .annotate(fire=_earliest("next_run_time"), request=_earliest("run_requested_at"))
+        .values_list("fire", "request")[:1]
+    )
+    fire, request = next(iter(rows), (None, None))
+    return from_db(min((t for t in (fire, request) if t is not None), default=None))
+
+
+class Membership:
+    """One job store's scheduler, joined to the cluster (see the module docstring).
+
+    ``in_cluster=False`` (the in-memory job store) keeps only the fires' listener
+    and history writer: no row, no heartbeat, nothing to claim or wake up for.
+    ``planned_wakeup`` tells when the scheduler means to look at its jobs next.
+    """
+
+    def __init__(
+        self,
+        scheduler: BaseScheduler,
+        alias: str,
+        *,
+        in_cluster: bool = True,
+        planned_wakeup: Callable[[], datetime | None] = lambda: None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.alias = alias
+        self.in_cluster = in_cluster
+        self._planned_wakeup = planned_wakeup
+        self.instance_id: int | None = None
+        self.fires = fires.Fires(alias)
+        self._heartbeat: Heartbeat | None = None
+        self._listener: postgres.Listener | None = None
+
+    def join(self) -> fires.Fires:
+        """Register, start recording fires, and start the heartbeat; returns the fires' owner."""
+        if self.in_cluster:
+            self.instance_id = register_scheduler().pk
+            self.fires.scheduler_id = self.instance_id
+        self.fires.start(self.scheduler)
+        if self.in_cluster:
+            if postgres.listening_available():
+                self._listener = postgres.Listener(on_due=self.wake_if_sooner, on_reconnect=self.scheduler.wakeup)
+                self._listener.start()
+            self._heartbeat = Heartbeat(self)
+            self._heartbeat.start()
+        return self.fires
+
+    def leave(self) -> None:
+        """Stop the threads, write every queued result, then record the clean stop."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.join(timeout=5)
+            self._listener = None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat.join(timeout=10)
+            self._heartbeat = None
+        # The executors have stopped (APScheduler shuts them down first): every result
+        # is queued; write them while this scheduler still counts as alive.
+        self.fires.stop()
+        if self.instance_id is not None:
+            instance_id = self.instance_id
+            try:
+                run_with_retry(lambda: mark_stopped(instance_id), "recording the shutdown", attempts=3)
+            except Exception:
+                logger.warning("Could not record the scheduler's shutdown; its heartbeat will expire instead.")
+            self.instance_id = None
+
+    def planned_wakeup(self) -> datetime | None:
+        return self._planned_wakeup()
+
+    def notifications_live(self) -> bool:
+        return self._listener is not None and self._listener.live
+
+    def wake_if_sooner(self, due: datetime | None) -> None:
+        """A job became due at ``due`` (elsewhere): wake the scheduler if that is before its plan."""
+        planned = self._planned_wakeup()
+        if due is not None and (planned is None or due < planned):
+            logger.debug("A job is due at %s, before the planned wake-up at %s: waking the scheduler", due, planned)
+            self.scheduler.wakeup()
+
+
+class Heartbeat(threading.Thread):
+    """The background thread described in the module docstring."""
+
+    def __init__(self, membership: Membership) -> None:
+        super().__init__(name="django-apscheduler-heartbeat", daemon=True)
+        self.membership = membership
+        self._stop_event = threading.Event()
+        self._last_beat = 0.0
+        self._last_lost_check = 0.0
+        self._last_prune = 0.0
+
+    @property
+    def instance_id(self) -> int | None:
+        return self.membership.instance_id
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._tick_interval()):
+            # No "is the connection alive?" ping first: that would double the idle
+            # cost. A query on a dropped connection fails, and the retry reconnects.
+            connection_hygiene(check_idle=False)
+            try:
+                if time.monotonic() - self._last_beat >= float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")):
+                    run_with_retry(self._beat, "sending the scheduler heartbeat", should_stop=self._stop_event.is_set)
+                    self._last_beat = time.monotonic()
+                elif not self.membership.notifications_live():
+                    run_with_retry(self._poll, "checking for job changes", should_stop=self._stop_event.is_set)
+            except Exception:
+                if self._stop_event.is_set():
+                    break
+                logger.exception("Heartbeat failed; trying again in %ss", self._tick_interval())
+        close_old_connections()
+
+    def _tick_interval(self) -> float:
+        if self.membership.notifications_live():
+            return float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL"))
+        return min(float(conf.get("APSCHEDULER_POLL_INTERVAL")), float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")))
+
+    def _beat(self) -> None:
+        if writes_read_subqueries_without_locks():
+            if not beat_unless_needed(self.instance_id, self.membership.planned_wakeup()):
+                self._beat_and_look(lost_check_due=True)
+        else:
+            # MySQL and MariaDB: separate statements, the lost-fire check every half timeout.
+            half_timeout = float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")) / 2
+            self._beat_and_look(lost_check_due=time.monotonic() - self._last_lost_check >= half_timeout)
+        if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
+            prune_dead_schedulers()
+            enforce_history_retention()
+            self._last_prune = time.monotonic()
+
+    def _beat_and_look(self, lost_check_due: bool) -> None:
+        """The heartbeat, the lost-fire check and a poll, each its own statement."""
+        SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
+        if lost_check_due:
+            fires.mark_lost()
+            self._last_lost_check = time.monotonic()
+        self._poll()
+
+    def _poll(self) -> None:
+        self.membership.wake_if_sooner(earliest_due())
