@@ -87,12 +87,13 @@ class _ClaimedFiresTrigger(BaseTrigger):
 
     APScheduler recomputes a due job's run times from its ``next_run_time`` with
     its trigger (``Job._get_run_times``); with this trigger that computation gives
-    back the claim, no more. Pickled, it is its original trigger, so an update of
-    the job never stores it.
+    back the claim, no more. ``jobstate`` stores the trigger it ``stands_for``, so
+    an update of the job never stores this one.
     """
 
     def __init__(self, original: BaseTrigger, run_times: list[datetime], next_run_time: datetime | None) -> None:
         self.original = original
+        self.stands_for = original
         self.run_times = list(run_times)
         self.next_run_time = next_run_time
 
@@ -101,9 +102,6 @@ class _ClaimedFiresTrigger(BaseTrigger):
             if previous_fire_time is None or run_time > previous_fire_time:
                 return run_time
         return self.next_run_time
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        return self.original.__reduce_ex__(protocol)
 
     def __getattr__(self, name: str) -> Any:  # timezone, jitter, ...: the original's
         if name == "original":

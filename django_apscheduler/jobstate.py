@@ -53,8 +53,17 @@ def dump(job: Job, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
 
 
 def dump_state(state: dict[str, Any], protocol: int = pickle.HIGHEST_PROTOCOL, *, job_id: str = "") -> bytes:
-    """Pickle a state dict (as ``Job.__getstate__`` makes it) after ``check_options``."""
+    """Pickle a state dict (as ``Job.__getstate__`` makes it) after ``check_options``.
+
+    A trigger that stands in for another in memory only (``fires`` hands
+    APScheduler one that yields just the claimed fires) says which one with
+    ``stands_for``; that one is stored.
+    """
     check_options(state, job_id=job_id or str(state.get("id", "")))
+    trigger = state.get("trigger")
+    stands_for = getattr(trigger, "stands_for", None)
+    if stands_for is not None:
+        state = {**state, "trigger": stands_for}
     return pickle.dumps(state, protocol)
 
 

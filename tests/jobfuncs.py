@@ -51,3 +51,16 @@ def count_stored_jobs():
     from django_apscheduler.models import DjangoJob
 
     return DjangoJob.objects.count()
+
+
+from apscheduler.triggers.base import BaseTrigger  # noqa: E402
+
+
+class ExplodingTrigger(BaseTrigger):
+    """A trigger whose next fire time cannot be computed: a broken plug-in or a bad edit."""
+
+    def get_next_fire_time(self, previous_fire_time, now):
+        raise RuntimeError("this trigger is broken")
+
+    def __str__(self):
+        return "exploding"
