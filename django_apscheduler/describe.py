@@ -1,14 +1,13 @@
 """A job's trigger in words: "At 01:30", "Every 5 minutes", "Once, at 2030-01-01 12:00".
 
 Cron triggers are described by cron-descriptor (a maintained library) from the
-crontab line equivalent to APScheduler's fields; expressions that have no crontab
-equivalent (APScheduler's "last fri", weeks of the year, ...) fall back to
-APScheduler's own text of the trigger.
+crontab line equivalent to APScheduler's fields (``crontab.to_descriptor_line``);
+expressions that have no crontab equivalent (APScheduler's "last fri", weeks of the
+year, ...) fall back to APScheduler's own text of the trigger.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,9 +16,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from cron_descriptor import Options, get_description
 
+from . import crontab
 from .util import get_local_dt_format
-
-_DAY_NAMES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
 def describe_trigger(trigger: Any) -> str:
@@ -58,27 +56,10 @@ def _plural(count: float, name: str) -> str:
 
 
 def _describe_cron(trigger: CronTrigger) -> str:
-    fields = {field.name: str(field) for field in trigger.fields}
-    if fields["day"] == "last":
-        fields["day"] = "L"
-    if fields["week"] != "*" or fields["year"] != "*" or re.search("[a-z]", fields["day"]):
+    line = crontab.to_descriptor_line(trigger)
+    if line is None:
         return str(trigger)  # no crontab equivalent
-    line = " ".join(
-        [
-            fields["second"],
-            fields["minute"],
-            fields["hour"],
-            fields["day"],
-            fields["month"],
-            apscheduler_weekdays_as_names(fields["day_of_week"]),
-        ]
-    )
     options = Options()
     options.use_24hour_time_format = True
     options.throw_exception_on_parse_error = True
     return get_description(line, options)
-
-
-def apscheduler_weekdays_as_names(expression: str) -> str:
-    """APScheduler counts weekdays from Monday = 0; crontab from Sunday = 0. Use names."""
-    return re.sub(r"(?<!/)\d+", lambda match: _DAY_NAMES[int(match.group()) % 7], expression).upper()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .describe import apscheduler_weekdays_as_names
+from . import crontab
 
 UNITS = [
     ("seconds", _("seconds")),
@@ -73,26 +72,10 @@ class ScheduleForm(forms.Form):
         return data
 
     def _cron(self, data: dict[str, Any]) -> BaseTrigger | None:
-        line = (data.get("crontab") or "").strip()
-        if not line:
-            self.add_error("crontab", _("Enter a crontab line, e.g. “*/15 * * * *”."))
-            return None
-        fields = line.split()
-        if len(fields) != 5:
-            self.add_error("crontab", _("A crontab line has 5 fields (minute hour day month day-of-week); this one has %(n)d.") % {"n": len(fields)})
-            return None
-        minute, hour, day, month, day_of_week = fields
         try:
-            return CronTrigger(
-                minute=minute,
-                hour=hour,
-                day=day,
-                month=month,
-                day_of_week=_crontab_weekdays_as_names(day_of_week),
-                timezone=_zone(),
-            )
-        except ValueError as error:
-            self.add_error("crontab", _("Not a valid crontab line: %(error)s") % {"error": error})
+            return crontab.parse(data.get("crontab") or "", _zone())
+        except crontab.CrontabError as error:
+            self.add_error("crontab", _crontab_message(error))
             return None
 
     def _interval(self, data: dict[str, Any]) -> BaseTrigger | None:
@@ -127,7 +110,7 @@ class ScheduleForm(forms.Form):
             "misfire_grace_time": state.get("misfire_grace_time"),
         }
         if isinstance(trigger, CronTrigger):
-            initial.update(kind="cron", crontab=_crontab_of(trigger))
+            initial.update(kind="cron", crontab=crontab.to_line(trigger) or "")  # none: the editor starts empty
         elif isinstance(trigger, IntervalTrigger):
             every, unit = _largest_unit(trigger.interval)
             initial.update(kind="interval", every=every, unit=unit)
@@ -140,30 +123,19 @@ def _zone() -> Any:
     return settings.TIME_ZONE or "UTC"
 
 
-_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _crontab_weekdays_as_names(expression: str) -> str:
-    """Crontab counts weekdays from Sunday = 0 (or 7), APScheduler from Monday = 0: use names."""
-
-    def name(match: re.Match) -> str:
-        number = int(match.group())
-        if number > 7:
-            raise ValueError(f"day-of-week {number} is out of range 0-7")
-        return _CRONTAB_DAYS[number]
-
-    named = re.sub(r"(?<!/)\d+", name, expression)
-    # Crontab's week starts on Sunday, APScheduler's on Monday: "sun-fri" becomes
-    # "mon-fri,sun" so the range still goes forwards.
-    return re.sub(r"\bsun-(mon|tue|wed|thu|fri|sat)\b", r"mon-\1,sun", named)
-
-
-def _crontab_of(trigger: CronTrigger) -> str:
-    fields = {field.name: str(field) for field in trigger.fields}
-    if fields["second"] not in ("0", "*") or fields["week"] != "*" or fields["year"] != "*":
-        return ""  # no crontab equivalent: the editor starts empty
-    fields["day_of_week"] = apscheduler_weekdays_as_names(fields["day_of_week"]).lower()
-    return " ".join(fields[name] for name in ("minute", "hour", "day", "month", "day_of_week"))
+def _crontab_message(error: crontab.CrontabError) -> str:
+    """The editor's own words for each mistake (translatable, unlike the module's)."""
+    if isinstance(error, crontab.EmptyLine):
+        return _("Enter a crontab line, e.g. “*/15 * * * *”.")
+    if isinstance(error, crontab.LineTooLong):
+        return _("A crontab line has at most %(max)d characters; this one has %(n)d.") % {
+            "max": crontab.MAX_LENGTH,
+            "n": error.length,
+        }
+    if isinstance(error, crontab.WrongFieldCount):
+        return _("A crontab line has 5 fields (minute hour day month day-of-week); this one has %(n)d.") % {"n": error.count}
+    reason = error.reason if isinstance(error, crontab.InvalidField) else str(error)
+    return _("Not a valid crontab line: %(error)s") % {"error": reason}
 
 
 def _largest_unit(interval: timedelta) -> tuple[int, str]:
