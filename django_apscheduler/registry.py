@@ -13,12 +13,19 @@ admin finds ``admin.py``) and syncs the declared jobs into the job store.
 Syncing never resets a schedule that did not change: an unchanged job keeps its
 next run time (a restart does not shift an interval job), a changed trigger gets
 a new schedule, changed options are applied in place.
+
+What the code declared at the last sync is kept as a fingerprint in
+``DjangoJob.declaration``. While the code declares a job as before, the sync leaves
+the stored job alone, so a schedule or options edited in the admin persist across
+restarts; once the code's declaration changes, the code's applies again.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import re
 from importlib.metadata import entry_points
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,9 +92,52 @@ def declared_jobs() -> list[DeclaredJob]:
     return list(_declared.values())
 
 
+def declared_job(job_id: str) -> DeclaredJob | None:
+    """The declaration with this id, among those registered in this process."""
+    return _declared.get(job_id)
+
+
 def autodiscover() -> None:
     """Import every installed app's ``jobs`` module, registering its declared jobs."""
     autodiscover_modules("jobs")
+
+
+@dataclass
+class CodeDeclaration:
+    """What the code declares for a job, in words, for the admin's pages."""
+
+    declared: DeclaredJob
+    trigger: BaseTrigger
+    trigger_words: str
+    options: str
+
+
+def code_declaration(job_id: str) -> CodeDeclaration | None:
+    """What the code declares for ``job_id``; None when no ``jobs`` module of this process declares it.
+
+    The trigger is built in ``settings.TIME_ZONE`` when the declaration names no
+    time zone, as ``manage.py apscheduler start`` and the autostart do.
+    """
+    from django.conf import settings
+
+    from .describe import describe_trigger
+
+    autodiscover()
+    declared = _declared.get(job_id)
+    if declared is None:
+        return None
+    trigger = make_trigger(declared.trigger, declared.trigger_args, settings.TIME_ZONE or "UTC")
+    options = ", ".join(f"{key}={value!r}" for key, value in sorted(_options_of(declared).items()))
+    if declared.history != DjangoJob.HISTORY_ALL:
+        options = ", ".join(filter(None, [options, f"history={declared.history!r}"]))
+    return CodeDeclaration(declared, trigger, describe_trigger(trigger), options)
+
+
+def differs_from_code(state: dict[str, Any], declaration: CodeDeclaration) -> bool:
+    """True when a stored job (``state`` is its unpickled state) has another trigger or options than the code's."""
+    if trigger_fingerprint(state.get("trigger")) != trigger_fingerprint(declaration.trigger):
+        return True
+    return any(state.get(key) != value for key, value in _options_of(declaration.declared).items())
 
 
 def sync_when_started(scheduler: BaseScheduler, jobstore: str = "default") -> None:
@@ -138,7 +188,7 @@ def _handle_undeclared(declared_ids: set[str]) -> None:
         stale.delete()
         logger.warning("Jobs no longer declared in code were removed (their history is kept): %s", ", ".join(stale_ids))
         return
-    stale.update(next_run_time=None, declared=False)
+    stale.update(next_run_time=None, declared=False, declaration="")
     logger.warning(
         "Jobs no longer declared in code were paused: %s. Delete them in the admin if they are obsolete, "
         "or set APSCHEDULER_UNDECLARED_JOBS = 'remove' to remove such jobs automatically.",
@@ -147,25 +197,121 @@ def _handle_undeclared(declared_ids: set[str]) -> None:
 
 
 def _sync_one(scheduler: BaseScheduler, declared: DeclaredJob, jobstore: str) -> None:
+    """Store one declared job; a stored one is changed only when the code's declaration changed.
+
+    The fingerprint of the declaration applied last is kept with the job. The same
+    fingerprint means the code did not change, and the stored job, with whatever was
+    edited in the admin, is left as it is. A different one means the code changed:
+    the code's declaration applies again. No fingerprint yet (a job stored before
+    fingerprints existed): the stored job is compared with the code, as it used to be.
+    """
     stored = scheduler.get_job(declared.id, jobstore)
     wanted = make_trigger(declared.trigger, declared.trigger_args, scheduler.timezone)
+    fingerprint = declaration_fingerprint(declared, wanted)
     if stored is None:
         # replace_existing: another scheduler starting at the same moment may add it first.
         scheduler.add_job(
             declared.func, wanted, id=declared.id, jobstore=jobstore, replace_existing=True, **declared.options
         )
+        _store_fingerprint(declared.id, fingerprint)
         logger.info("Declared job %r added (%s)", declared.id, wanted)
         return
+    last = DjangoJob.objects.filter(pk=declared.id).values_list("declaration", flat=True).first()
+    if last == fingerprint:
+        if _differs_from_code(stored, declared, wanted):
+            logger.info(
+                "Declared job %r: its declaration in code is unchanged, so the schedule or options edited "
+                "in the admin are kept (stored: %s; code: %s)",
+                declared.id,
+                stored.trigger,
+                wanted,
+            )
+        return
+    applied = _apply_declaration(scheduler, stored, declared, wanted, jobstore)
+    _store_fingerprint(declared.id, fingerprint)
+    if last:
+        logger.info(
+            "Declared job %r: its declaration in code changed since the last sync, so the code's "
+            "declaration applies again and overrides any edit made in the admin: %s",
+            declared.id,
+            applied,
+        )
+    elif applied != _UNCHANGED:
+        logger.info("Declared job %r: %s", declared.id, applied)
+
+
+_UNCHANGED = "the stored job already matches it"
+
+
+def _apply_declaration(
+    scheduler: BaseScheduler, stored: Job, declared: DeclaredJob, wanted: BaseTrigger, jobstore: str
+) -> str:
+    """Make the stored job what the code declares, keeping its schedule if the trigger is the same.
+
+    Returns what was done, in words, for the log.
+    """
     if trigger_fingerprint(stored.trigger) != trigger_fingerprint(wanted) or not _same_function(stored, declared):
         scheduler.add_job(
             declared.func, wanted, id=declared.id, jobstore=jobstore, replace_existing=True, **declared.options
         )
-        logger.info("Declared job %r changed its function or trigger: rescheduled (%s)", declared.id, wanted)
-        return
-    changes = {key: value for key, value in _options_of(declared).items() if _option_of(stored, key) != value}
+        return f"changed its function or trigger: rescheduled ({wanted})"
+    changes = _changed_options(stored, declared)
     if changes:
         scheduler.modify_job(declared.id, jobstore, **changes)
-        logger.info("Declared job %r: options %s updated; schedule kept", declared.id, ", ".join(sorted(changes)))
+        return f"options {', '.join(sorted(changes))} updated; schedule kept"
+    return _UNCHANGED
+
+
+def _differs_from_code(stored: Job, declared: DeclaredJob, wanted: BaseTrigger) -> bool:
+    return (
+        trigger_fingerprint(stored.trigger) != trigger_fingerprint(wanted)
+        or not _same_function(stored, declared)
+        or bool(_changed_options(stored, declared))
+    )
+
+
+def _changed_options(stored: Job, declared: DeclaredJob) -> dict[str, Any]:
+    return {key: value for key, value in _options_of(declared).items() if _option_of(stored, key) != value}
+
+
+def _store_fingerprint(job_id: str, fingerprint: str) -> None:
+    DjangoJob.objects.filter(pk=job_id).update(declaration=fingerprint)
+
+
+def declaration_fingerprint(declared: DeclaredJob, trigger: BaseTrigger) -> str:
+    """A stable text of everything the code declares for a job, stored in ``DjangoJob.declaration``.
+
+    ``trigger`` is the declaration's trigger as built for the scheduler (with the
+    scheduler's time zone when the declaration names none). Only what defines the
+    schedule goes in: the trigger's text, time zone and jitter (an interval trigger's
+    default start, "now", does not), and the declared arguments, so an unchanged
+    declaration has the same fingerprint in every process and at every start.
+    """
+    return json.dumps(
+        {
+            "func": _func_ref(declared.func),
+            "trigger": _stable(trigger_fingerprint(trigger)),
+            "trigger_args": _stable(declared.trigger_args),
+            "options": _stable(_options_of(declared)),
+            "history": declared.history,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def _stable(value: Any) -> Any:
+    """``value`` as JSON data that is the same in every process (no memory addresses)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _stable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_stable(item) for item in value]
+    return _ADDRESS.sub("", repr(value))
 
 
 def make_trigger(trigger: str | BaseTrigger, arguments: dict[str, Any], default_timezone: Any) -> BaseTrigger:
@@ -187,7 +333,11 @@ def make_trigger(trigger: str | BaseTrigger, arguments: dict[str, Any], default_
 
 
 def _same_function(stored: Job, declared: DeclaredJob) -> bool:
-    return stored.func_ref == f"{declared.func.__module__}:{declared.func.__qualname__}"
+    return stored.func_ref == _func_ref(declared.func)
+
+
+def _func_ref(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}:{func.__qualname__}"
 
 
 def _options_of(declared: DeclaredJob) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from apscheduler.jobstores.base import ConflictingIdError
 from .. import conf, operations, registry, runnow
 from ..describe import describe_trigger
 from ..forms import CreateJobForm, ScheduleForm
-from ..claims import load_job_state
+from .. import jobstate
 from ..models import DjangoJob, DjangoJobExecution
 from ..util import get_local_dt_format
 from .common import (
@@ -96,7 +96,10 @@ class DjangoJobAdmin(admin.ModelAdmin):
             None,
             {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration", "recent_runs", "executions_link")},
         ),
-        (_("Definition"), {"fields": ("function", "trigger", "arguments", "options", "declared", "history")}),
+        (
+            _("Definition"),
+            {"fields": ("function", "trigger", "arguments", "options", "declared", "code_declaration", "history")},
+        ),
         (_("Health"), {"fields": ("broken", "broken_reason", "run_requested_at")}),
     )
     readonly_fields = (
@@ -108,6 +111,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         "schedule_link",
         "recent_runs",
         "declared",
+        "code_declaration",
         "history",
         "run_requested_at",
         "function",
@@ -129,9 +133,8 @@ class DjangoJobAdmin(admin.ModelAdmin):
         job = self.get_object(request, unquote(object_id))
         if job is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        try:
-            state = load_job_state(bytes(job.job_state))
-        except Exception:
+        state, _reason = jobstate.try_load(job.job_state)
+        if state is None:
             self.message_user(request, gettext("This job cannot be loaded, so its schedule cannot be edited."), messages.ERROR)
             return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
         form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(state))
@@ -160,8 +163,38 @@ class DjangoJobAdmin(admin.ModelAdmin):
             "title": gettext("Edit the schedule of %(job)s") % {"job": job.pk},
             "current": describe_trigger(state.get("trigger")),
             "next_run": self.next_run(job),
+            "code_declaration": _readable_declaration(job.pk) if job.declared else None,
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        """The confirmation of a declared job's deletion says that the job comes back."""
+        declared = DjangoJob.objects.filter(pk=unquote(object_id)).values_list("declared", flat=True).first()
+        extra_context = {"declared_in_code": bool(declared), **(extra_context or {})}
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: DjangoJob) -> None:
+        job_id = obj.pk  # None once deleted
+        super().delete_model(request, obj)
+        if obj.declared:
+            self._warn_declared_come_back(request, [job_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
+        declared = sorted(queryset.filter(declared=True).values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        if declared:
+            self._warn_declared_come_back(request, declared)
+
+    def _warn_declared_come_back(self, request: HttpRequest, job_ids: list[str]) -> None:
+        self.message_user(
+            request,
+            gettext(
+                "Declared in code with @job: %(jobs)s. A deleted declared job comes back at the next "
+                "scheduler start unless it is removed from the code."
+            )
+            % {"jobs": ", ".join(job_ids)},
+            messages.WARNING,
+        )
 
     @admin.display(description=_("recent runs"))
     def recent_runs(self, obj: DjangoJob) -> SafeString | str:
@@ -271,10 +304,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
     def _state(obj: DjangoJob) -> dict | None:
         """The unpickled job state, once per row; None when user code cannot be imported."""
         if not hasattr(obj, "_admin_state"):
-            try:
-                obj._admin_state = load_job_state(bytes(obj.job_state))
-            except Exception:  # the broken flag says why
-                obj._admin_state = None
+            obj._admin_state, _reason = jobstate.try_load(obj.job_state)  # the broken flag says why
         return obj._admin_state
 
     @admin.display(description=_("success rate"), ordering="successful_runs")
@@ -314,6 +344,45 @@ class DjangoJobAdmin(admin.ModelAdmin):
     @admin.display(description=_("options"))
     def options(self, obj: DjangoJob) -> str:
         return self._definition(obj).get("options", "")
+
+    @admin.display(description=_("declared in code"))
+    def code_declaration(self, obj: DjangoJob) -> SafeString | None:
+        """For a declared job: what the code declares, and that an edit made here overrides it."""
+        if not obj.declared:
+            return None
+        overrides = gettext(
+            "An edit made in the admin (Edit schedule) overrides the code’s declaration until the code’s "
+            "declaration changes; then the code’s declaration applies again at the next scheduler start."
+        )
+        try:
+            declaration = registry.code_declaration(obj.pk)
+        except Exception as error:  # user code that does not import, or a trigger it cannot build
+            return format_html(
+                "<p>{}</p><p>{}</p>",
+                gettext("Declared in code with @job; its declaration cannot be read here: %(error)s")
+                % {"error": f"{type(error).__name__}: {error}"},
+                overrides,
+            )
+        if declaration is None:
+            return format_html(
+                "<p>{}</p><p>{}</p>",
+                gettext("Declared in code with @job (no jobs.py of this web process declares it)."),
+                overrides,
+            )
+        state = self._state(obj)
+        edited = state is not None and registry.differs_from_code(state, declaration)
+        return format_html(
+            "<p>{}</p><p>{}</p>{}",
+            gettext("Declared in code with @job: %(trigger)s; options: %(options)s.")
+            % {"trigger": declaration.trigger_words, "options": declaration.options or gettext("none")},
+            overrides,
+            format_html(
+                "<p><strong>{}</strong></p>",
+                gettext("The stored schedule or options differ from the code’s: an edit made in the admin is in effect."),
+            )
+            if edited
+            else "",
+        )
 
     def _definition(self, obj: DjangoJob) -> dict[str, str]:
         """The job's definition in words, unpickled once per page (four fields use it)."""
@@ -362,16 +431,23 @@ class DjangoJobAdmin(admin.ModelAdmin):
             )
 
 
+def _readable_declaration(job_id: str) -> registry.CodeDeclaration | None:
+    """The code's declaration of a job, or None when this process cannot read it."""
+    try:
+        return registry.code_declaration(job_id)
+    except Exception:  # user code that does not import, or a trigger it cannot build
+        return None
+
+
 def describe_job_state(job_state: bytes) -> dict[str, str]:
     """Function, trigger, arguments and options of a stored job, as plain text.
 
     A job whose function or argument classes cannot be imported cannot be
     unpickled either: the page then says why instead of failing.
     """
-    try:
-        state = load_job_state(job_state)
-    except Exception as error:  # any import or unpickling error of user code
-        return {"func": gettext("Cannot be loaded: %(error)s") % {"error": f"{type(error).__name__}: {error}"}}
+    state, reason = jobstate.try_load(job_state)
+    if state is None:
+        return {"func": reason[:1].upper() + reason[1:]}
     call = [repr(arg) for arg in state.get("args", ())]
     call += [f"{key}={value!r}" for key, value in state.get("kwargs", {}).items()]
     options = {
