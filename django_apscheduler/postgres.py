@@ -1,10 +1,12 @@
 """PostgreSQL only: instant wake-ups through LISTEN/NOTIFY.
 
 Two database triggers on the jobs table send a notification when a job becomes due
-sooner than before (a job is added, resumed, or rescheduled earlier). They fire for
-every writer: this package, the admin, a plain ORM update, even SQL typed in psql.
-Claims only ever move a job's next run time later, so the schedulers' own work
-sends nothing. The payload is the new next run time, as seconds since the epoch.
+sooner than before (a job is added, resumed, or rescheduled earlier) or a run is
+requested. They fire for every writer: this package, the admin, a plain ORM update,
+even SQL typed in psql. Claims only ever move a job's next run time later, so the
+schedulers' own work sends nothing. The payload is the new next run time (or the
+requested run's time, if earlier), as seconds since the epoch. Migrations create the
+triggers (0011, then 0013) and hold their SQL, on channel ``CHANNEL``.
 
 Each scheduler listens on its own autocommit connection (psycopg 3) and wakes up
 when a notified time is earlier than the one it plans to wake at. Other databases,
@@ -22,99 +24,9 @@ from django.db import connection
 
 logger = logging.getLogger("django_apscheduler.postgres")
 
+# The triggers notify on this channel; its name is frozen in migrations 0011 and 0013,
+# so a new name needs a migration that recreates the triggers.
 CHANNEL = "django_apscheduler_jobs"
-_JOB_TABLE = "django_apscheduler_djangojob"
-
-CREATE_TRIGGERS_SQL = f"""
-CREATE OR REPLACE FUNCTION django_apscheduler_notify_due_sooner() RETURNS trigger AS $$
-BEGIN
-    PERFORM pg_notify('{CHANNEL}', extract(epoch from NEW.next_run_time)::text);
-    RETURN NULL;
-END
-$$ LANGUAGE plpgsql;
-
-DROP TRIGGER IF EXISTS django_apscheduler_job_added ON {_JOB_TABLE};
-CREATE TRIGGER django_apscheduler_job_added
-    AFTER INSERT ON {_JOB_TABLE}
-    FOR EACH ROW WHEN (NEW.next_run_time IS NOT NULL)
-    EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
-
-DROP TRIGGER IF EXISTS django_apscheduler_job_due_sooner ON {_JOB_TABLE};
-CREATE TRIGGER django_apscheduler_job_due_sooner
-    AFTER UPDATE ON {_JOB_TABLE}
-    FOR EACH ROW WHEN (
-        NEW.next_run_time IS NOT NULL
-        AND (OLD.next_run_time IS NULL OR NEW.next_run_time < OLD.next_run_time OR OLD.broken AND NOT NEW.broken)
-    )
-    EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
-"""
-
-# Version 2 (migration 0013): a run requested with `run_requested_at` wakes schedulers too.
-CREATE_TRIGGERS_V2_SQL = f"""
-CREATE OR REPLACE FUNCTION django_apscheduler_notify_due_sooner() RETURNS trigger AS $$
-BEGIN
-    PERFORM pg_notify('{CHANNEL}', extract(epoch from LEAST(NEW.next_run_time, NEW.run_requested_at))::text);
-    RETURN NULL;
-END
-$$ LANGUAGE plpgsql;
-
-DROP TRIGGER IF EXISTS django_apscheduler_job_added ON {_JOB_TABLE};
-CREATE TRIGGER django_apscheduler_job_added
-    AFTER INSERT ON {_JOB_TABLE}
-    FOR EACH ROW WHEN (NEW.next_run_time IS NOT NULL OR NEW.run_requested_at IS NOT NULL)
-    EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
-
-DROP TRIGGER IF EXISTS django_apscheduler_job_due_sooner ON {_JOB_TABLE};
-CREATE TRIGGER django_apscheduler_job_due_sooner
-    AFTER UPDATE ON {_JOB_TABLE}
-    FOR EACH ROW WHEN (
-        (
-            NEW.next_run_time IS NOT NULL
-            AND (OLD.next_run_time IS NULL OR NEW.next_run_time < OLD.next_run_time OR OLD.broken AND NOT NEW.broken)
-        )
-        OR (NEW.run_requested_at IS NOT NULL AND NEW.run_requested_at IS DISTINCT FROM OLD.run_requested_at)
-    )
-    EXECUTE FUNCTION django_apscheduler_notify_due_sooner();
-"""
-
-DROP_TRIGGERS_SQL = f"""
-DROP TRIGGER IF EXISTS django_apscheduler_job_added ON {_JOB_TABLE};
-DROP TRIGGER IF EXISTS django_apscheduler_job_due_sooner ON {_JOB_TABLE};
-DROP FUNCTION IF EXISTS django_apscheduler_notify_due_sooner();
-"""
-
-
-# The names Django gives these indexes on a fresh database (derived from table and
-# column names, so they are the same everywhere).
-LIKE_INDEXES_SQL = f"""
-CREATE INDEX IF NOT EXISTS django_apscheduler_djangojob_id_9f0be75e_like
-    ON {_JOB_TABLE} (id varchar_pattern_ops);
-CREATE INDEX IF NOT EXISTS django_apscheduler_djangojobexecution_job_id_daf5090a_like
-    ON django_apscheduler_djangojobexecution (job_id varchar_pattern_ops);
-"""
-
-
-def install_like_indexes(apps: object, schema_editor: object) -> None:
-    """Migration step: add pattern indexes missing from databases upgraded from 0.7."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(LIKE_INDEXES_SQL)
-
-
-def install_triggers(apps: object, schema_editor: object) -> None:
-    """Migration step: create the notification triggers (PostgreSQL only)."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE_TRIGGERS_SQL)
-
-
-def install_triggers_v2(apps: object, schema_editor: object) -> None:
-    """Migration step (0013): triggers that also announce run requests."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE_TRIGGERS_V2_SQL)
-
-
-def remove_triggers(apps: object, schema_editor: object) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_TRIGGERS_SQL)
 
 
 def listening_available() -> bool:
