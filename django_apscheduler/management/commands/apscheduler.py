@@ -135,14 +135,18 @@ class Command(BaseCommand):
 
 
 def _show_lifecycle_logs(verbosity: int) -> None:
-    """Print the scheduler's lifecycle lines unless the project configured these loggers itself."""
+    """Print the scheduler's lifecycle lines when no logging configuration would show them.
+
+    A project that configured logging, even only its root logger, keeps it: a logger
+    with a handler of its own or on an ancestor (``hasHandlers()``) is left alone.
+    Records always propagate, so the project's root handlers see them too.
+    """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     for name in ("apscheduler", "django_apscheduler"):
         log = logging.getLogger(name)
-        if log.handlers:
+        if log.hasHandlers():
             continue
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(level)
-        log.propagate = False
