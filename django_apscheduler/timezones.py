@@ -6,7 +6,8 @@ when ``USE_TZ = True`` and naive ones in ``TIME_ZONE`` when ``USE_TZ = False``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, tzinfo
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.utils import timezone
@@ -32,6 +33,19 @@ def from_db(value: datetime | None) -> datetime | None:
     if timezone.is_aware(value):
         return value
     return timezone.make_aware(value, timezone.get_default_timezone())
+
+
+def in_zone(value: datetime | None, zone: tzinfo) -> datetime | None:
+    """``value`` as an aware date-time in ``zone``, a naive one read as a wall time there.
+
+    For date-times that come with no zone of their own, such as a scheduler's
+    (``util.get_apscheduler_datetime``); the database's naive values are ``from_db``'s.
+    """
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        return timezone.make_aware(value, zone)
+    return value.astimezone(zone)
 
 
 def utc_now() -> datetime:

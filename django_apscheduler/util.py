@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
 from typing import Any, TypeVar
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import formats, timezone
 
 from . import conf
+from .timezones import in_zone, to_db
 
 logger = logging.getLogger("django_apscheduler.util")
 
@@ -34,19 +35,21 @@ def get_local_dt_format(dt: datetime | None) -> str:
     return formats.date_format(dt, get_dt_format())
 
 
-def get_django_internal_datetime(dt: datetime) -> datetime:
-    """Convert ``dt`` to what Django stores: aware when ``USE_TZ``, else naive local time."""
-    if settings.USE_TZ:
-        return dt if timezone.is_aware(dt) else timezone.make_aware(dt)
-    # Through UTC, so a wall time in the spring gap becomes the real local time.
-    return timezone.make_naive(dt.astimezone(dt_timezone.utc)) if timezone.is_aware(dt) else dt
+def get_django_internal_datetime(dt: datetime | None) -> datetime | None:
+    """Convert ``dt`` to what Django stores: aware when ``USE_TZ``, else naive in ``TIME_ZONE``.
+
+    The package's own conversion (``timezones.to_db``), so that this helper and the
+    job store always agree; None stays None, as in 0.7.
+    """
+    return to_db(dt)
 
 
-def get_apscheduler_datetime(dt: datetime, scheduler: BaseScheduler) -> datetime:
-    """Convert ``dt`` to an aware date-time in the scheduler's time zone, as APScheduler uses."""
-    if timezone.is_naive(dt):
-        return timezone.make_aware(dt, scheduler.timezone)
-    return dt.astimezone(scheduler.timezone)
+def get_apscheduler_datetime(dt: datetime | None, scheduler: BaseScheduler) -> datetime | None:
+    """Convert ``dt`` to an aware date-time in the scheduler's time zone, as APScheduler uses.
+
+    A naive ``dt`` is read as a wall time in that zone; None stays None, as in 0.7.
+    """
+    return in_zone(dt, scheduler.timezone)
 
 
 def retry_on_db_operational_error(func: F) -> F:

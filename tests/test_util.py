@@ -8,9 +8,11 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import OperationalError
 from django.test import override_settings
+from django.utils import timezone
 
 from django_apscheduler import conf, util
 from django_apscheduler.jobstores import register_events, register_job
+from django_apscheduler.timezones import to_db
 
 
 def test_setting_defaults():
@@ -55,6 +57,43 @@ def test_get_apscheduler_datetime():
     result = util.get_apscheduler_datetime(naive, scheduler)
     assert result.tzinfo is not None and result.hour == 12
     assert result.utcoffset() == ZoneInfo("America/New_York").utcoffset(naive)
+
+
+def test_get_apscheduler_datetime_keeps_the_instant_of_an_aware_one():
+    scheduler = BackgroundScheduler(timezone="America/New_York")
+    aware = datetime(2030, 1, 1, 17, 0, tzinfo=dt_timezone.utc)
+    result = util.get_apscheduler_datetime(aware, scheduler)
+    assert result == aware and result.tzinfo == ZoneInfo("America/New_York") and result.hour == 12
+
+
+def test_none_stays_none_as_in_0_7():
+    assert util.get_django_internal_datetime(None) is None
+    assert util.get_apscheduler_datetime(None, BackgroundScheduler(timezone="UTC")) is None
+
+
+@pytest.mark.parametrize("use_tz", [True, False], ids=["USE_TZ=True", "USE_TZ=False"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2030, 1, 1, 12, 0),
+        datetime(2030, 1, 1, 11, 0, tzinfo=dt_timezone.utc),
+        datetime(2030, 3, 31, 1, 30, tzinfo=dt_timezone.utc),  # 02:30 BST, just after the spring gap
+        datetime(2030, 3, 31, 1, 30, tzinfo=ZoneInfo("Europe/London")),  # a wall time in the gap
+        datetime(2030, 10, 27, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")),  # the repeated hour, again
+    ],
+)
+def test_get_django_internal_datetime_is_what_the_job_store_stores(use_tz, value):
+    with override_settings(USE_TZ=use_tz, TIME_ZONE="Europe/London"):
+        assert util.get_django_internal_datetime(value) == to_db(value)
+
+
+@override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
+def test_without_tz_the_stored_wall_time_is_in_time_zone_whatever_zone_is_active():
+    # With USE_TZ = False, Django stores naive times in TIME_ZONE; an activated zone
+    # (a user's, in a request) must not shift what is written.
+    aware = datetime(2030, 1, 1, 11, 0, tzinfo=dt_timezone.utc)
+    with timezone.override(ZoneInfo("Asia/Tokyo")):
+        assert util.get_django_internal_datetime(aware) == datetime(2030, 1, 1, 12, 0)
 
 
 def test_retry_on_db_operational_error_retries_once_on_a_new_connection():
