@@ -86,6 +86,8 @@ class _Candidate:
 
 JobLoader = Callable[[str, datetime | None, bytes], Job]
 BrokenJobHandler = Callable[[str, Exception], None]
+# Given schedulers that look alive, returns those found dead, whose fires it ended as Lost!.
+DeadPeersHandler = Callable[[set[int]], set[int]]
 
 
 def claim_due_jobs(
@@ -95,6 +97,7 @@ def claim_due_jobs(
     scheduler_id: int | None,
     load_job: JobLoader,
     on_broken_job: BrokenJobHandler,
+    release_dead_peers: DeadPeersHandler = lambda ids: set(),
 ) -> list[Claim]:
     """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run."""
     with write_transaction():
@@ -107,7 +110,7 @@ def claim_due_jobs(
         claimed += _take_run_requests(now, limit - len(candidates), busy, load_job, on_broken_job)
         if not claimed:
             return []
-        refused = _over_cluster_max_instances(claimed, scheduler_id)
+        refused = _over_cluster_max_instances(claimed, scheduler_id, release_dead_peers)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
         Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now)
@@ -263,27 +266,45 @@ def _holds_database_lock() -> bool:
     return connection.vendor == "sqlite"
 
 
-def _over_cluster_max_instances(claimed: list[_Candidate], scheduler_id: int | None) -> dict[str, int]:
+def _over_cluster_max_instances(
+    claimed: list[_Candidate], scheduler_id: int | None, release_dead_peers: DeadPeersHandler
+) -> dict[str, int]:
     """Jobs that other schedulers already run ``max_instances`` times.
 
     Returns {job id: running count}. This scheduler's own instances are left to its
     executor, which counts them exactly (its own rows may still read "Started" for
     a moment after a job ended, until the result is written). Rows without a
     scheduler (left "Started" by django-apscheduler 0.7) are not counted: nobody
-    is running them.
+    is running them. Before a fire is refused, the schedulers running the other
+    instances are checked: one whose session or process is gone runs nothing, so
+    its fires end as Lost! (``release_dead_peers``) and do not count.
     """
     with_fires = [c for c in claimed if c.run_times]
     if not with_fires:
         return {}
-    running = dict(
+    running: dict[str, dict[int, int]] = {}
+    rows = (
         DjangoJobExecution.objects.unfinished()
         .filter(job_id__in=[c.job_id for c in with_fires], scheduler__isnull=False)
         .exclude(scheduler_id=scheduler_id)
-        .values("job_id")
+        .values("job_id", "scheduler_id")
         .annotate(count=Count("id"))
-        .values_list("job_id", "count")
+        .values_list("job_id", "scheduler_id", "count")
     )
-    return {c.job_id: running[c.job_id] for c in with_fires if running.get(c.job_id, 0) >= c.job.max_instances}
+    for job_id, owner, count in rows:
+        running.setdefault(job_id, {})[owner] = count
+
+    def refusals(ignored: set[int]) -> dict[str, int]:
+        counts = {c.job_id: sum(n for owner, n in running.get(c.job_id, {}).items() if owner not in ignored) for c in with_fires}
+        return {c.job_id: counts[c.job_id] for c in with_fires if counts[c.job_id] >= c.job.max_instances}
+
+    refused = refusals(set())
+    if refused:
+        blocking = {owner for job_id in refused for owner in running[job_id]}
+        gone = release_dead_peers(blocking)
+        if gone:
+            refused = refusals(gone)
+    return refused
 
 
 def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], scheduler_id: int | None) -> None:

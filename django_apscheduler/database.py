@@ -183,7 +183,7 @@ def ensure_tables_exist() -> None:
 _IDLE_CHECK_AFTER = 1.0
 
 
-def connection_hygiene(check_idle: bool = True) -> None:
+def connection_hygiene(check_idle: bool = True, keep_session: bool = False) -> None:
     """Drop this thread's database connections when broken or expired, as Django does per request.
 
     Job threads live for the scheduler's lifetime, outside Django's request cycle,
@@ -196,6 +196,8 @@ def connection_hygiene(check_idle: bool = True) -> None:
     ``CONN_MAX_AGE`` recycles connections after that many seconds, as in Django.
     ``check_idle=False`` skips the idle check, for callers that retry a failed
     query on a fresh connection anyway (the heartbeat): one round trip saved.
+    ``keep_session=True`` never recycles a working connection for its age: the
+    heartbeat's holds the scheduler's session lock.
     """
     if not conf.get("APSCHEDULER_CLOSE_OLD_CONNECTIONS"):
         return
@@ -204,7 +206,7 @@ def connection_hygiene(check_idle: bool = True) -> None:
         # Never inside a transaction: the connection belongs to the code that opened it.
         if conn.in_atomic_block or conn.connection is None:
             continue
-        if conn.settings_dict.get("CONN_MAX_AGE", 0) != 0:
+        if conn.settings_dict.get("CONN_MAX_AGE", 0) != 0 and not keep_session:
             conn.close_if_unusable_or_obsolete()
             continue
         checked_at = getattr(conn, "_django_apscheduler_checked_at", 0.0)

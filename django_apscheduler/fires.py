@@ -153,6 +153,8 @@ class Fires:
         self._failures_only: set[str] = set()
         self._timings: OrderedDict[tuple[str, datetime], Timing] = OrderedDict()
         self._scheduler: BaseScheduler | None = None
+        # Set by the scheduler's membership: which of these live-looking peers are dead.
+        self.peers_gone: Callable[[set[int]], set[int]] = lambda ids: set()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -177,7 +179,12 @@ class Fires:
         """Claim due fires (and run requests) and return the jobs to hand to APScheduler."""
         self._echoes.clear()
         claims = claim_due_jobs(
-            now, limit=limit, scheduler_id=self.scheduler_id, load_job=load_job, on_broken_job=flag_broken
+            now,
+            limit=limit,
+            scheduler_id=self.scheduler_id,
+            load_job=load_job,
+            on_broken_job=flag_broken,
+            release_dead_peers=self._release_dead_peers,
         )
         jobs = []
         for claim in claims:
@@ -186,6 +193,13 @@ class Fires:
             except Exception as error:  # one job's failure must not cost the batch its fires
                 self._fail_claimed(claim, error)
         return jobs
+
+    def _release_dead_peers(self, peer_ids: set[int]) -> set[int]:
+        """Peers among these whose session or process is gone: their unfinished fires end as Lost!."""
+        gone = self.peers_gone(peer_ids)
+        if gone:
+            mark_lost(among=gone)
+        return gone
 
     def _hand_off(self, claim: Claim) -> Job:
         job = claim.job
@@ -469,17 +483,24 @@ def flag_broken(job_id: str, error: Exception | str) -> None:
 
 
 def lost_fires(now: datetime | None = None) -> QuerySet[DjangoJobExecution]:
-    """Unfinished fires of schedulers that stopped sending heartbeats: nobody will finish them."""
+    """Unfinished fires of schedulers found dead or silent: nobody will finish them."""
     return DjangoJobExecution.objects.unfinished().filter(scheduler__in=SchedulerInstance.objects.silent(now))
 
 
-def mark_lost(now: datetime | None = None) -> int:
-    """Give the lost fires their final status, Lost!; return how many."""
-    lost = lost_fires(now).update(status=DjangoJobExecution.LOST)
+def mark_lost(now: datetime | None = None, among: set[int] | None = None) -> int:
+    """Give the lost fires their final status, Lost!; return how many.
+
+    ``among``: the ids of schedulers just found dead (one plain UPDATE by id, cheap
+    inside a claim); otherwise every silent or dead scheduler's.
+    """
+    if among is not None:
+        fires = DjangoJobExecution.objects.unfinished().filter(scheduler_id__in=among)
+    else:
+        fires = lost_fires(now)
+    lost = fires.update(status=DjangoJobExecution.LOST)
     if lost:
         logger.warning(
-            "Marked %d execution(s) as Lost!: their scheduler stopped sending heartbeats (killed or crashed) "
-            "before they finished.",
+            "Marked %d execution(s) as Lost!: their scheduler died (killed or crashed) before they finished.",
             lost,
         )
     return lost

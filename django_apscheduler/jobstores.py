@@ -110,6 +110,8 @@ class DjangoJobStore(BaseJobStore):
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         fires = self._fires
+        if self._membership is not None and not self._membership.may_claim():
+            return []  # peers could not tell it is alive (no session lock yet): it takes nothing
         if self._should_stop():
             # APScheduler's loop can run one more round after shutdown() released the
             # job stores; fires claimed then could no longer be submitted and would be

@@ -38,7 +38,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from django.db import close_old_connections
 from django.db.models import Exists, Subquery
 
-from . import __version__, conf, fires, postgres
+from . import __version__, conf, fires, liveness, postgres
 from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .querysets import is_alive
@@ -63,6 +63,8 @@ def register_scheduler() -> SchedulerInstance:
             version=__version__,
             started=now,
             last_heartbeat=now,
+            namespace=liveness.this_namespace(),
+            session_lock=liveness.sessions_supported(),
         ),
         "registering the scheduler",
     )
@@ -119,8 +121,29 @@ def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None) -> boo
     ``writes_read_subqueries_without_locks()``: elsewhere the subqueries would lock
     the jobs that claims lock.
     """
-    needed = _jobs_due_before(planned_wakeup) | Exists(fires.lost_fires())
+    # Fires running on peers make the heartbeat look closer too: if a peer died, its
+    # session or pid says so at once, and its fires must not wait for its heartbeat.
+    running_elsewhere = DjangoJobExecution.objects.unfinished().filter(scheduler__isnull=False).exclude(scheduler=instance_id)
+    needed = _jobs_due_before(planned_wakeup) | Exists(fires.lost_fires()) | Exists(running_elsewhere)
     return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=utc_now()))
+
+
+def _gone(candidates: list[SchedulerInstance], trust_sessions_since: datetime | None) -> set[int]:
+    """Which candidates' process is gone (same host) or session is gone (see ``liveness``)."""
+    gone = {c.pk for c in candidates if liveness.process_gone(c.pid, c.namespace, c.started)}
+    # A free lock proves a session ended only if its owner beat after ours began: after a
+    # database restart ended every session, each owner first takes its lock again.
+    judged = [
+        c.pk
+        for c in candidates
+        if c.pk not in gone
+        and c.session_lock
+        and trust_sessions_since is not None
+        and c.last_heartbeat > trust_sessions_since
+    ]
+    if judged and liveness.sessions_supported():
+        gone |= set(judged) - liveness.held_locks(judged)
+    return gone
 
 
 def _earliest(column: str) -> Subquery:
@@ -167,6 +190,7 @@ class Membership:
         self._planned_wakeup = planned_wakeup
         self.instance_id: int | None = None
         self.fires = fires.Fires(alias)
+        self.session_lock: liveness.SessionLock | None = None
         self._heartbeat: Heartbeat | None = None
         self._listener: postgres.Listener | None = None
 
@@ -175,6 +199,9 @@ class Membership:
         if self.in_cluster:
             self.instance_id = register_scheduler().pk
             self.fires.scheduler_id = self.instance_id
+            self.fires.peers_gone = self.peers_gone
+            if liveness.sessions_supported():
+                self.session_lock = liveness.SessionLock(self.instance_id)
         self.fires.start(self.scheduler)
         if self.in_cluster:
             if postgres.listening_available():
@@ -182,6 +209,9 @@ class Membership:
                 self._listener.start()
             self._heartbeat = Heartbeat(self)
             self._heartbeat.start()
+            # Claiming waits for the session lock: take it before the scheduler's first look.
+            if not self._heartbeat.session_taken.wait(timeout=10):
+                logger.warning("The session lock was not taken within 10 s; this scheduler claims nothing until it is.")
         return self.fires
 
     def leave(self) -> None:
@@ -192,7 +222,7 @@ class Membership:
             self._listener = None
         if self._heartbeat is not None:
             self._heartbeat.stop()
-            self._heartbeat.join(timeout=10)
+            self._heartbeat.join(timeout=10)  # it releases the session lock as it ends
             self._heartbeat = None
         # The executors have stopped (APScheduler shuts them down first): every result
         # is queued; write them while this scheduler still counts as alive.
@@ -207,6 +237,40 @@ class Membership:
 
     def planned_wakeup(self) -> datetime | None:
         return self._planned_wakeup()
+
+    def may_claim(self) -> bool:
+        """Peers can tell this scheduler is alive: it holds its session lock where there is one.
+
+        Until the heartbeat thread has taken it (at its first beat, or again after the
+        database dropped its connection), claiming would risk peers declaring this
+        scheduler dead while its fires run.
+        """
+        return self.session_lock is None or self.session_lock.held
+
+    def hold_session(self) -> None:
+        """Take the session lock on this thread's connection if it does not hold it (heartbeat thread)."""
+        if self.session_lock is not None:
+            self.session_lock.ensure()
+
+    def peers_gone(self, among: set[int] | None = None) -> set[int]:
+        """Live-looking peers (or just ``among``) whose session or process is gone: marked died, returned.
+
+        The caller marks their unfinished fires Lost! (``fires.mark_lost``).
+        """
+        peers = SchedulerInstance.objects.alive().exclude(pk=self.instance_id)
+        if among is not None:
+            peers = peers.filter(pk__in=among)
+        candidates = list(peers.only("pk", "pid", "namespace", "started", "last_heartbeat", "session_lock"))
+        if not candidates:
+            return set()
+        gone = _gone(candidates, trust_sessions_since=self.session_lock.taken_at if self.session_lock else None)
+        if gone:
+            SchedulerInstance.objects.filter(pk__in=gone).update(died=utc_now())
+            logger.warning(
+                "Scheduler(s) %s found dead (database session or process gone): their unfinished fires are Lost!",
+                ", ".join(str(c) for c in candidates if c.pk in gone),
+            )
+        return gone
 
     def notifications_live(self) -> bool:
         return self._listener is not None and self._listener.live
@@ -226,6 +290,7 @@ class Heartbeat(threading.Thread):
         super().__init__(name="django-apscheduler-heartbeat", daemon=True)
         self.membership = membership
         self._stop_event = threading.Event()
+        self.session_taken = threading.Event()
         self._last_beat = 0.0
         self._last_lost_check = 0.0
         self._last_prune = 0.0
@@ -238,10 +303,16 @@ class Heartbeat(threading.Thread):
         self._stop_event.set()
 
     def run(self) -> None:
+        try:
+            run_with_retry(self.membership.hold_session, "taking the session lock", should_stop=self._stop_event.is_set)
+        except Exception:
+            logger.exception("Could not take the session lock; trying again with the next heartbeat")
+        self.session_taken.set()
         while not self._stop_event.wait(self._tick_interval()):
             # No "is the connection alive?" ping first: that would double the idle
             # cost. A query on a dropped connection fails, and the retry reconnects.
-            connection_hygiene(check_idle=False)
+            # Its connection holds the session lock: never recycled for age, only replaced when broken.
+            connection_hygiene(check_idle=False, keep_session=True)
             try:
                 if time.monotonic() - self._last_beat >= float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")):
                     run_with_retry(self._beat, "sending the scheduler heartbeat", should_stop=self._stop_event.is_set)
@@ -252,6 +323,8 @@ class Heartbeat(threading.Thread):
                 if self._stop_event.is_set():
                     break
                 logger.exception("Heartbeat failed; trying again in %ss", self._tick_interval())
+        if self.membership.session_lock is not None:
+            self.membership.session_lock.release()
         close_old_connections()
 
     def _tick_interval(self) -> float:
@@ -260,6 +333,9 @@ class Heartbeat(threading.Thread):
         return min(float(conf.get("APSCHEDULER_POLL_INTERVAL")), float(conf.get("APSCHEDULER_HEARTBEAT_INTERVAL")))
 
     def _beat(self) -> None:
+        # First the session lock, then the heartbeat: a peer judges a free lock only by
+        # heartbeats sent after its own lock was taken (see liveness).
+        self.membership.hold_session()
         if writes_read_subqueries_without_locks():
             if not beat_unless_needed(self.instance_id, self.membership.planned_wakeup()):
                 self._beat_and_look(lost_check_due=True)
@@ -276,6 +352,7 @@ class Heartbeat(threading.Thread):
         """The heartbeat, the lost-fire check and a poll, each its own statement."""
         SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
         if lost_check_due:
+            self.membership.peers_gone()
             fires.mark_lost()
             self._last_lost_check = time.monotonic()
         self._poll()

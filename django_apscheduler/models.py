@@ -176,6 +176,20 @@ class SchedulerInstance(models.Model):
     started = models.DateTimeField(help_text=_("When the scheduler started."))
     last_heartbeat = models.DateTimeField(db_index=True, help_text=_("Last sign of life."))
     stopped = models.DateTimeField(null=True, blank=True, help_text=_("When it shut down cleanly."))
+    died = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("When a peer found its database session or its process gone (killed or crashed)."),
+    )
+    namespace = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=_("Its host's boot and pid namespace: peers with the same one can check its pid."),
+    )
+    session_lock = models.BooleanField(
+        default=False, help_text=_("It holds a database session lock for its lifetime (PostgreSQL, MySQL, MariaDB).")
+    )
 
     objects = SchedulerQuerySet.as_manager()
 

@@ -164,8 +164,10 @@ def create_job(
         misfire_grace_time=misfire_grace_time,
         coalesce=coalesce,
         max_instances=max_instances,
-        next_run_time=next_run_time,
     )
+    # Set directly: Job's own setter converts through its scheduler's time zone, and
+    # this job has no scheduler; the value is already aware.
+    job.next_run_time = next_run_time
     job_state = jobstate.dump(job)
     try:
         with transaction.atomic():

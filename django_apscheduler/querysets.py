@@ -79,17 +79,17 @@ def heartbeat_cutoff(now: datetime | None = None) -> datetime:
 
 class SchedulerQuerySet(models.QuerySet["SchedulerInstance"]):
     def alive(self, now: datetime | None = None) -> SchedulerQuerySet:
-        """Running now: not stopped, and a heartbeat younger than the timeout."""
-        return self.filter(stopped=None, last_heartbeat__gte=heartbeat_cutoff(now))
+        """Running now: not stopped, not found dead, and a heartbeat younger than the timeout."""
+        return self.filter(stopped=None, died=None, last_heartbeat__gte=heartbeat_cutoff(now))
 
     def silent(self, now: datetime | None = None) -> SchedulerQuerySet:
-        """No heartbeat within the timeout (crashed, killed, or stopped a while ago).
+        """Found dead by a peer, or no heartbeat within the timeout (or stopped a while ago).
 
         Their unfinished fires are lost: nobody will finish them.
         """
-        return self.filter(last_heartbeat__lt=heartbeat_cutoff(now))
+        return self.filter(models.Q(died__isnull=False) | models.Q(last_heartbeat__lt=heartbeat_cutoff(now)))
 
 
 def is_alive(instance: SchedulerInstance, now: datetime | None = None) -> bool:
     """``SchedulerQuerySet.alive``'s rule, for a row already in memory."""
-    return instance.stopped is None and instance.last_heartbeat >= heartbeat_cutoff(now)
+    return instance.stopped is None and instance.died is None and instance.last_heartbeat >= heartbeat_cutoff(now)

@@ -20,7 +20,8 @@ class Cluster:
     def calls_log(self) -> Path:
         return self.workdir / "calls.log"
 
-    def start(self, count=1, **options) -> list:
+    def start(self, count=1, env=None, **options) -> list:
+        """Start ``count`` scheduler processes; ``env`` adds variables (a callable gets the index)."""
         started = []
         for _ in range(count):
             index = len(self.processes)
@@ -28,7 +29,9 @@ class Cluster:
             command = [sys.executable, "-m", "tests.procs.scheduler_process", "--log", str(self.calls_log)]
             for key, value in options.items():
                 command += [f"--{key.replace('_', '-')}", str(value)]
-            process = subprocess.Popen(command, env=self.env, stdout=output, stderr=subprocess.STDOUT)
+            process_env = dict(self.env)
+            process_env.update((env(index) if callable(env) else env) or {})
+            process = subprocess.Popen(command, env=process_env, stdout=output, stderr=subprocess.STDOUT)
             process.output_path = self.workdir / f"scheduler{index}.out"
             self.processes.append(process)
             started.append(process)

@@ -95,6 +95,7 @@ def weekly_job():
 POLL = r'SELECT .*[`"]django_apscheduler_djangojob[`"]'
 BEAT = r'UPDATE [`"]?django_apscheduler_schedulerinstance\b'
 LOST = r'UPDATE [`"]?django_apscheduler_djangojobexecution\b'
+PEERS = r'SELECT .*[`"]django_apscheduler_schedulerinstance[`"]'
 # Where a heartbeat is one UPDATE that also checks for work (not MySQL/MariaDB).
 CONDITIONAL_BEATS = connection.vendor != "mysql"
 
@@ -123,7 +124,9 @@ def test_an_idle_scheduler_sends_one_statement_per_tick(settings, statements_by_
     beats = [sql for sql in own if re.match(BEAT, sql)]
     polls = [sql for sql in own if re.match(POLL, sql)]
     lost_checks = [sql for sql in own if re.match(LOST, sql)]
-    assert len(own) == len(beats) + len(polls) + len(lost_checks), own
+    peer_checks = [sql for sql in own if re.match(PEERS, sql)]
+    assert len(peer_checks) == len(lost_checks), own  # each lost-fire check first asks which peers died
+    assert len(own) == len(beats) + len(polls) + len(lost_checks) + len(peer_checks), own
     assert 2 <= len(beats) <= 5, own
     assert wakeups == []  # nothing was due sooner than planned
     if CONDITIONAL_BEATS:

@@ -1,0 +1,177 @@
+"""Dead schedulers noticed by their session lock or their pid, not only by their heartbeat."""
+
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from django_apscheduler import fires, liveness, membership
+from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+needs_sessions = pytest.mark.skipif(
+    "not __import__('django.db').db.connection.vendor in ('postgresql', 'mysql')",
+    reason="session locks exist on PostgreSQL and MySQL/MariaDB only",
+)
+
+
+class _Scheduler:
+    def wakeup(self):
+        pass
+
+
+def joined_membership():
+    """This process as a cluster member whose session lock is held (on this thread's connection)."""
+    member = membership.Membership(_Scheduler(), "default")
+    member.instance_id = membership.register_scheduler().pk
+    if liveness.sessions_supported():
+        member.session_lock = liveness.SessionLock(member.instance_id)
+        assert member.session_lock.ensure()
+    return member
+
+
+def peer(namespace="another-host", pid=1, seconds_since_beat=0.0, session_lock=True, started=None):
+    now = timezone.now()
+    return SchedulerInstance.objects.create(
+        host="peer",
+        pid=pid,
+        started=started or now - timedelta(minutes=5),
+        last_heartbeat=now - timedelta(seconds=seconds_since_beat),
+        namespace=namespace,
+        session_lock=session_lock and liveness.sessions_supported(),
+    )
+
+
+class HeldLock(threading.Thread):
+    """A peer's session: takes its lock on a connection of its own, holds it until told to end."""
+
+    def __init__(self, instance_id):
+        super().__init__(daemon=True)
+        self.instance_id = instance_id
+        self.taken = threading.Event()
+        self.end = threading.Event()
+
+    def run(self):
+        lock = liveness.SessionLock(self.instance_id)
+        lock.ensure()
+        self.taken.set()
+        self.end.wait(30)
+        connections["default"].close()  # the session ends: what a killed process's does
+
+
+@needs_sessions
+def test_a_peer_whose_session_ended_is_dead_at_once_and_its_fires_lost():
+    me = joined_membership()
+    other = peer(seconds_since_beat=0)
+    # Its heartbeat must come after my session began for a free lock to count.
+    SchedulerInstance.objects.filter(pk=other.pk).update(last_heartbeat=timezone.now() + timedelta(seconds=1))
+    session = HeldLock(other.pk)
+    session.start()
+    assert session.taken.wait(10)
+    running = DjangoJobExecution.objects.create(
+        job_id="busy", run_time=timezone.now(), status=DjangoJobExecution.SENT, scheduler=other
+    )
+
+    assert me.peers_gone() == set()  # its session holds the lock: alive
+    session.end.set()
+    session.join(10)
+    assert me.peers_gone() == {other.pk}
+    assert SchedulerInstance.objects.get(pk=other.pk).died is not None
+    assert not SchedulerInstance.objects.alive().filter(pk=other.pk).exists()
+    assert fires.mark_lost() == 1
+    assert DjangoJobExecution.objects.get(pk=running.pk).status == DjangoJobExecution.LOST
+
+
+@needs_sessions
+def test_a_free_lock_is_not_trusted_before_its_owner_beat_in_our_session():
+    """After a database restart every session is new: nobody is judged until it beat again."""
+    me = joined_membership()
+    quiet = peer(seconds_since_beat=2)  # beat before my session began; its lock is free
+    assert me.peers_gone() == set()
+    assert SchedulerInstance.objects.get(pk=quiet.pk).died is None
+
+
+@needs_sessions
+def test_a_scheduler_takes_its_lock_again_after_its_connection_dropped():
+    me = joined_membership()
+    first_session = me.session_lock.taken_at
+    connection.close()  # the database dropped the connection
+    assert me.may_claim()  # it does not know yet
+    me.hold_session()  # the next heartbeat
+    assert me.session_lock.held and me.session_lock.taken_at > first_session
+    assert liveness.held_locks([me.instance_id]) == {me.instance_id}
+
+
+@needs_sessions
+def test_a_scheduler_whose_lock_another_session_holds_claims_nothing():
+    me = joined_membership()
+    other_session = HeldLock(me.instance_id)
+    connection.close()  # my session ended ...
+    other_session.start()  # ... and a lingering one holds my lock
+    assert other_session.taken.wait(10)
+    me.hold_session()
+    assert not me.may_claim()
+    other_session.end.set()
+    other_session.join(10)
+    me.hold_session()
+    assert me.may_claim()
+
+
+def _pid_of_an_exited_process():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_peer_on_this_host_whose_process_is_gone_is_dead_at_once():
+    me = joined_membership()
+    dead = peer(namespace=liveness.this_namespace(), pid=_pid_of_an_exited_process(), session_lock=False)
+    alive = peer(namespace=liveness.this_namespace(), pid=1, session_lock=False)  # pid 1 started before it
+    elsewhere = peer(namespace="another-host", pid=_pid_of_an_exited_process(), session_lock=False)
+    assert me.peers_gone() == {dead.pk}
+    assert SchedulerInstance.objects.get(pk=alive.pk).died is None
+    assert SchedulerInstance.objects.get(pk=elsewhere.pk).died is None
+
+
+def test_a_reused_pid_counts_as_dead():
+    """The pid exists, but its process started after the scheduler registered: another program."""
+    me = joined_membership()
+    newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reused = peer(
+            namespace=liveness.this_namespace(),
+            pid=newcomer.pid,
+            session_lock=False,
+            started=timezone.now() - timedelta(minutes=10),
+        )
+        assert me.peers_gone() == {reused.pk}
+    finally:
+        newcomer.kill()
+        newcomer.wait()
+
+
+def test_a_claim_does_not_count_a_dead_peers_fires_toward_max_instances(scheduler_factory):
+    """The survivor's next fire of a job the dead scheduler was running runs, not 'Max instances!'."""
+    from datetime import datetime, timezone as dt_timezone
+
+    from tests import jobfuncs
+    from tests.helpers import wait_until
+
+    gone = peer(namespace=liveness.this_namespace(), pid=_pid_of_an_exited_process(), session_lock=False)
+    scheduler = scheduler_factory()
+    scheduler.start()
+    now = datetime.now(dt_timezone.utc)
+    scheduler.add_job(jobfuncs.noop, "interval", seconds=1, id="busy", next_run_time=now + timedelta(seconds=1))
+    DjangoJobExecution.objects.create(job_id="busy", run_time=now, status=DjangoJobExecution.SENT, scheduler=gone)
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="busy", status=DjangoJobExecution.SUCCESS).exists(),
+        timeout=10,
+        message="the survivor to run the job",
+    )
+    assert not DjangoJobExecution.objects.filter(job_id="busy", status=DjangoJobExecution.MAX_INSTANCES).exists()
+    assert DjangoJobExecution.objects.get(job_id="busy", run_time=now).status == DjangoJobExecution.LOST
