@@ -20,7 +20,7 @@ class SchedulerInstanceAdmin(admin.ModelAdmin):
     """Every scheduler that ran against this database, live or dead.
 
     Entirely read-only, deleting included: a dead scheduler's unfinished fires are
-    found through its row and marked "Lost!" once its heartbeat expires; deleting
+    found through its row and marked "Lost!" once it is found dead; deleting
     the row first would leave them "Started execution" for ever.
     """
 
@@ -31,11 +31,12 @@ class SchedulerInstanceAdmin(admin.ModelAdmin):
         "started_column",
         "heartbeat_column",
         "stopped_column",
+        "died_column",
         "alive",
         "running",
     )
     search_fields = ("host",)
-    fields = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "alive")
+    fields = ("host", "pid", "version", "started_column", "heartbeat_column", "stopped_column", "died_column", "alive")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SchedulerInstance]:
@@ -67,6 +68,11 @@ class SchedulerInstanceAdmin(admin.ModelAdmin):
     @admin.display(description=_("stopped"), ordering="stopped")
     def stopped_column(self, obj: SchedulerInstance) -> str | None:
         return local_time(obj.stopped)
+
+    @admin.display(description=_("found dead"), ordering="died")
+    def died_column(self, obj: SchedulerInstance) -> str | None:
+        """When a peer saw its database session or process gone."""
+        return local_time(obj.died)
 
     @admin.display(description=_("alive"), boolean=True)
     def alive(self, obj: SchedulerInstance) -> bool:
