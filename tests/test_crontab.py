@@ -6,12 +6,13 @@ between the two numberings, and no text makes the parser raise anything but
 ValueError.
 """
 
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_apscheduler import crontab
@@ -68,6 +69,11 @@ def weekdays(trigger):
         ("0 0 * * 7", {"day_of_week": "sun"}),
         ("0 0 * * 0-5", {"day_of_week": "mon-fri,sun"}),  # APScheduler's week starts on Monday
         ("0 0 * * sat,sun", {"day_of_week": "sat,sun"}),
+        ("0 0 * * 0-7", {"day_of_week": "mon-sun"}),  # 0 and 7 are both Sunday: every day
+        ("0 0 * * */2", {"day_of_week": "tue,thu,sat,sun"}),  # crontab's step counts from Sunday
+        ("0 0 * * 1-5/2", {"day_of_week": "mon,wed,fri"}),  # APScheduler would drop a step after names
+        ("0 0 * jan-mar/2 *", {"month": "1-3/2"}),  # likewise
+        ("0 0 last * *", {"day": "last"}),
         ("  0 0 * * *  ", {"minute": "0"}),
     ],
 )
@@ -97,6 +103,13 @@ def test_parse_fires_in_the_given_time_zone():
         ("0 9 * * 9", crontab.InvalidField, "day-of-week field '9'"),
         ("0 9 * * x", crontab.InvalidField, "day-of-week field 'x'"),
         ("bad * * * *", crontab.InvalidField, "minute field 'bad'"),
+        ("0 9 * * mon#2", crontab.InvalidField, "day-of-week field 'mon#2'"),  # APScheduler would read "mon"
+        ("0 9 * * 5-1", crontab.InvalidField, "goes backwards"),
+        ("0 9 * * 1-5/0", crontab.InvalidField, "a step must be at least 1"),
+        ("0 9 * jan/x *", crontab.InvalidField, "month field 'jan/x'"),  # APScheduler would read "jan"
+        ("0 9 * foo/2 *", crontab.InvalidField, "'foo' is not a month"),
+        ("0 9 lastx * *", crontab.InvalidField, "day-of-month field 'lastx'"),  # APScheduler would read "last"
+        ("0 9 L * *", crontab.InvalidField, "day-of-month field 'L'"),
         ("1 " * 100 + "1", crontab.LineTooLong, "at most 200 characters; this one has 201"),
     ],
 )
@@ -157,7 +170,22 @@ def test_the_editor_keeps_its_messages(line, message):
 
 @pytest.mark.parametrize(
     "expression, names",
-    [("1-5", "mon-fri"), ("0", "sun"), ("7", "sun"), ("6,0", "sat,sun"), ("*/2", "*/2"), ("sun-wed", "mon-wed,sun")],
+    [
+        ("1-5", "mon-fri"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("6,0", "sat,sun"),
+        ("sun-wed", "mon-wed,sun"),
+        ("SUN-WED", "mon-wed,sun"),
+        ("mon-sun", "mon-sun"),
+        ("0-7", "mon-sun"),
+        ("*", "*"),
+        ("*/2", "tue,thu,sat,sun"),
+        ("*/3", "wed,sat,sun"),
+        ("1-5/2", "mon,wed,fri"),
+        ("mon-fri/2", "mon,wed,fri"),
+        ("1/3", "mon,thu,sun"),  # from 1 to 7
+    ],
 )
 def test_crontab_weekdays_to_apscheduler(expression, names):
     assert crontab.crontab_weekdays_to_apscheduler(expression) == names
@@ -165,7 +193,16 @@ def test_crontab_weekdays_to_apscheduler(expression, names):
 
 @pytest.mark.parametrize(
     "expression, names",
-    [("0-4", "mon-fri"), ("6", "sun"), ("5,6", "sat,sun"), ("mon-fri", "mon-fri"), ("*", "*"), ("*/2", "*/2")],
+    [
+        ("0-4", "mon-fri"),
+        ("6", "sun"),
+        ("5,6", "sat,sun"),
+        ("mon-fri", "mon-fri"),
+        ("*", "*"),
+        ("*/2", "mon,wed,fri,sun"),  # APScheduler's step counts from Monday
+        ("1-5/2", "tue,thu,sat"),
+        ("3/2", "thu,sat"),
+    ],
 )
 def test_apscheduler_weekdays_to_crontab(expression, names):
     assert crontab.apscheduler_weekdays_to_crontab(expression) == names
@@ -179,7 +216,10 @@ def test_apscheduler_weekdays_to_crontab(expression, names):
         (CronTrigger(minute="*/5", timezone=UTC), "*/5 * * * *"),
         (CronTrigger(day="last", timezone=UTC), "0 0 last * *"),
         (CronTrigger(month="jan-mar", day=1, timezone=UTC), "0 0 1 jan-mar *"),
+        (CronTrigger(hour=0, day_of_week="*/2", timezone=UTC), "0 0 * * mon,wed,fri,sun"),
         (CronTrigger(second=30, timezone=UTC), None),  # crontab has no seconds
+        (CronTrigger(timezone=UTC), None),  # every second
+        (CronTrigger(day="last fri", timezone=UTC), None),
         (CronTrigger(week="1-10", timezone=UTC), None),
         (CronTrigger(year=2030, timezone=UTC), None),
     ],
@@ -211,6 +251,10 @@ def test_to_descriptor_line(trigger, line):
         (CronTrigger(hour=1, minute=30, timezone=UTC), "At 01:30"),
         (CronTrigger(hour=9, day_of_week="0-4", timezone=UTC), "At 09:00, Monday through Friday"),
         (CronTrigger(day="last", timezone=UTC), "At 00:00, on the last day of the month"),
+        (
+            CronTrigger(hour=9, day_of_week="*/2", timezone=UTC),
+            "At 09:00, only on Monday, Wednesday, Friday, and Sunday",
+        ),
     ],
 )
 def test_describe_uses_the_descriptor_line(trigger, words):
@@ -221,45 +265,93 @@ def test_describe_uses_the_descriptor_line(trigger, words):
 
 
 def numbers(low, high):
-    """Crontab expressions over the numbers low..high: *, */s, n, a-b, a-b/s, and lists of them."""
+    """Crontab expressions over the numbers low..high: *, */s, n, n/s, a-b, a-b/s, and lists of them."""
     star_step = st.integers(1, high - low).map(lambda step: f"*/{step}")
     single = st.integers(low, high).map(str)
+    single_step = st.integers(low, high - 1).flatmap(
+        lambda first: st.integers(1, high - first).map(lambda step: f"{first}/{step}")
+    )
     ranges = st.tuples(st.integers(low, high), st.integers(low, high)).map(sorted)
     plain_range = ranges.map(lambda r: f"{r[0]}-{r[1]}")
     stepped_range = ranges.filter(lambda r: r[0] < r[1]).flatmap(
         lambda r: st.integers(1, r[1] - r[0]).map(lambda step: f"{r[0]}-{r[1]}/{step}")
     )
-    item = st.one_of(star_step, single, plain_range, stepped_range)
+    item = st.one_of(star_step, single, single_step, plain_range, stepped_range)
     return st.one_of(st.just("*"), st.lists(item, min_size=1, max_size=3).map(",".join))
+
+
+def spelt(expressions, names, offset):
+    """The same expressions with some of their values (never steps) written as names[value - offset]."""
+
+    def respell(expression, rng):
+        def name(match):
+            index = int(match.group()) - offset
+            return names[index] if 0 <= index < len(names) and rng.random() < 0.5 else match.group()
+
+        return re.sub(r"(?<![/\d])\d+", name, expression)
+
+    return st.builds(respell, expressions, st.randoms(use_true_random=False))
 
 
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 CRONTAB_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
-month_names = st.lists(st.sampled_from(MONTH_NAMES), min_size=1, max_size=3).map(",".join)
-crontab_weekday_names = st.lists(st.sampled_from(CRONTAB_DAY_NAMES), min_size=1, max_size=3).map(",".join)
+crontab_months = spelt(numbers(1, 12), MONTH_NAMES, 1)
+crontab_weekdays = st.one_of(
+    spelt(numbers(0, 7), CRONTAB_DAY_NAMES, 0),
+    st.lists(st.sampled_from(("mon-sun", "sun-sat", "sat-sun", "sun-sun", "fri-sun/2")), min_size=1, max_size=2).map(
+        ",".join
+    ),
+)
 
 # Days up to 28, so that every generated line fires in every month it names.
 crontab_lines = st.tuples(
     numbers(0, 59),
     numbers(0, 23),
     st.one_of(numbers(1, 28), st.just("last")),
-    st.one_of(numbers(1, 12), month_names),
-    st.one_of(numbers(0, 7), crontab_weekday_names),
+    crontab_months,
+    crontab_weekdays,
 ).map(" ".join)
 
 
-def parse_or_skip(line):
-    try:
-        return crontab.parse(line, UTC)
-    except crontab.CrontabError:
-        assume(False)  # e.g. "sat-mon" spelt with numbers that APScheduler refuses as a range
+def crontab_means(expression, low, high, names, offset):
+    """The values a crontab field means, after crontab(5): the oracle the conversions are checked against.
+
+    "*" is low-high, "n/s" is n-high/s, a name is its value; Sunday ends a range as 7.
+    """
+    values = set()
+    for item in expression.split(","):
+        span, _, step = item.partition("/")
+        if span == "*":
+            first, last = low, high
+        else:
+            start, _, end = span.partition("-")
+            first = int(start) if start.isdigit() else names.index(start) + offset
+            if not end:
+                last = high if step else first
+            elif end.isdigit():
+                last = int(end)
+            else:
+                last = names.index(end) + offset
+                if names is CRONTAB_DAY_NAMES and last == 0 and first > 0:
+                    last = 7
+        values |= set(range(first, last + 1, int(step or 1)))
+    return values
+
+
+def months(trigger):
+    """The months of 2030 a trigger fires in."""
+    found, previous, now = set(), None, START
+    while (fire := trigger.get_next_fire_time(previous, now)) is not None and fire.year == 2030:
+        found.add(fire.month)
+        previous, now = fire, datetime(2030 + (fire.month == 12), fire.month % 12 + 1, 1, tzinfo=UTC)
+    return found
 
 
 @PROPERTY
 @given(crontab_lines)
 def test_a_line_read_and_written_back_fires_at_the_same_times(line):
-    trigger = parse_or_skip(line)
+    trigger = crontab.parse(line, UTC)
     written = crontab.to_line(trigger)
     assert written is not None
     again = crontab.parse(written, UTC)
@@ -267,18 +359,27 @@ def test_a_line_read_and_written_back_fires_at_the_same_times(line):
     assert crontab.to_line(again) == written  # writing is stable
 
 
+@PROPERTY
+@given(crontab_weekdays)
+def test_crontab_weekdays_mean_the_days_crontab_means(expression):
+    names = crontab.crontab_weekdays_to_apscheduler(expression)
+    days = crontab_means(expression, 0, 7, CRONTAB_DAY_NAMES, 0)
+    expected = {(day - 1) % 7 for day in days}  # crontab's 0 and 7 are Sunday, APScheduler's 6
+    assert weekdays(CronTrigger(day_of_week=names, hour=0, timezone=UTC)) == expected
+
+
+@PROPERTY
+@given(crontab_months)
+def test_crontab_months_mean_the_months_crontab_means(expression):
+    trigger = crontab.parse(f"0 0 1 {expression} *", UTC)
+    assert months(trigger) == crontab_means(expression, 1, 12, MONTH_NAMES, 1)
+
+
 # APScheduler's own day-of-week expressions (Monday = 0), as jobs declared in code use.
 apscheduler_weekdays = st.one_of(
-    st.just("*"),
-    st.integers(1, 6).map(lambda step: f"*/{step}"),
+    numbers(0, 6),
     st.lists(
-        st.one_of(
-            st.integers(0, 6).map(str),
-            st.tuples(st.integers(0, 6), st.integers(0, 6)).map(sorted).map(lambda r: f"{r[0]}-{r[1]}"),
-            st.sampled_from(("mon", "tue", "wed", "thu", "fri", "sat", "sun", "mon-fri", "sat-sun")),
-        ),
-        min_size=1,
-        max_size=3,
+        st.sampled_from(("mon", "tue", "wed", "thu", "fri", "sat", "sun", "mon-fri", "sat-sun")), min_size=1, max_size=3
     ).map(",".join),
 )
 
@@ -290,24 +391,6 @@ def test_apscheduler_weekdays_survive_the_trip_through_crontab(expression):
     back = crontab.crontab_weekdays_to_apscheduler(as_crontab)
     original = CronTrigger(day_of_week=expression, hour=0, timezone=UTC)
     assert weekdays(CronTrigger(day_of_week=back, hour=0, timezone=UTC)) == weekdays(original)
-
-
-@PROPERTY
-@given(st.lists(st.integers(0, 7), min_size=1, max_size=4))
-def test_crontab_weekday_numbers_mean_the_days_crontab_means(numbers_):
-    expression = ",".join(map(str, numbers_))
-    names = crontab.crontab_weekdays_to_apscheduler(expression)
-    expected = {(number - 1) % 7 for number in numbers_}  # crontab 0 and 7: Sunday; APScheduler's 6
-    assert weekdays(CronTrigger(day_of_week=names, hour=0, timezone=UTC)) == expected
-
-
-@PROPERTY
-@given(st.integers(0, 7), st.integers(0, 7))
-def test_crontab_weekday_ranges_mean_the_days_crontab_means(first, last):
-    assume(first <= last and (first, last) != (0, 7))  # known gap: 0-7 is read as Sunday only
-    names = crontab.crontab_weekdays_to_apscheduler(f"{first}-{last}")
-    expected = {(number - 1) % 7 for number in range(first, last + 1)}
-    assert weekdays(CronTrigger(day_of_week=names, hour=0, timezone=UTC)) == expected
 
 
 CRONTAB_CHARACTERS = "0123456789*/-,# ?LW\t\nlastmonfrisunjan"
