@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import crontab
+from .jobstate import MAX_INSTANCES, MAX_MISFIRE_GRACE_TIME
 
 UNITS = [
     ("seconds", _("seconds")),
@@ -51,7 +52,7 @@ class ScheduleForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text=_("In the site's time zone (TIME_ZONE)."),
     )
-    max_instances = forms.IntegerField(label=_("Max instances"), min_value=1, initial=1)
+    max_instances = forms.IntegerField(label=_("Max instances"), min_value=1, max_value=MAX_INSTANCES, initial=1)
     coalesce = forms.BooleanField(
         label=_("Coalesce"), required=False, help_text=_("Run missed fires once instead of once each.")
     )
@@ -59,6 +60,7 @@ class ScheduleForm(forms.Form):
         label=_("Misfire grace time"),
         required=False,
         min_value=1,
+        max_value=MAX_MISFIRE_GRACE_TIME,
         help_text=_("Seconds a late fire may still run; empty means however late."),
     )
 
