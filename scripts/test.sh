@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: SQLite, PostgreSQL and MariaDB with the
-# newest Django LTS, then SQLite and PostgreSQL with Django 4.2 LTS.
+# Set up and run the whole test suite: ruff and mypy first, then the tests on
+# SQLite, PostgreSQL and MariaDB with the newest Django LTS, then on SQLite and
+# PostgreSQL with Django 4.2 LTS.
 #
 #   ./scripts/test.sh                 everything
 #   ./scripts/test.sh -k history      extra arguments go to every pytest run
@@ -13,12 +14,12 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 
-make_venv() {  # make_venv DIR EXTRA_PIP_ARGS...
-    local dir="$1"; shift
+make_venv() {  # make_venv DIR EXTRAS EXTRA_PIP_ARGS...
+    local dir="$1" extras="$2"; shift 2
     if [ ! -x "$dir/bin/python" ]; then
         "$PYTHON" -m venv "$dir"
     fi
-    "$dir/bin/pip" install --quiet --disable-pip-version-check -e ".[test]" "$@"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -e ".[$extras]" "$@"
 }
 
 reachable() {  # reachable HOST PORT
@@ -67,8 +68,15 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
-make_venv .venv
-make_venv .venv-django42 "Django>=4.2,<5.0"
+make_venv .venv test,lint
+make_venv .venv-django42 test "Django>=4.2,<5.0"
+
+echo "=== ruff and mypy ==="
+if .venv/bin/ruff check . && .venv/bin/mypy; then
+    SUMMARY+=("ruff and mypy: clean")
+else
+    SUMMARY+=("ruff and mypy: FAILED"); FAILED=1
+fi
 
 run_suite .venv sqlite "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + SQLite" "$@"
 run_suite .venv postgres "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + PostgreSQL" "$@"

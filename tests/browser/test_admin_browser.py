@@ -21,7 +21,7 @@ from tests import jobfuncs
 from tests.helpers import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SCRIPT = "<script>alert(1)</script>"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

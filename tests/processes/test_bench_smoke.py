@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 DB = os.environ.get("DB", "sqlite")
 BURST_JOBS, LAG_JOBS, LAG_DURATION = 30, 5, 2
 

@@ -56,7 +56,7 @@ SQUASHED = "0001_squashed_0009_djangojobexecution_unique_job_executions"
 OURS = "0010_multi_scheduler_history"
 JOB_IDS = {"interval_job", "cron_job", "failing_job", "paused_job", "date_job"}
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HELPERS = ROOT / "tests" / "upgrade"
 # This package's migrations after the squashed one: all an upgraded 0.7.0 database lacks.
 OUR_LATER_MIGRATIONS = sorted(

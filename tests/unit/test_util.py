@@ -1,6 +1,7 @@
 """The public helpers in django_apscheduler.util, settings defaults and deprecated API."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from unittest import mock
 from zoneinfo import ZoneInfo
 

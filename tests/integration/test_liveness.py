@@ -157,7 +157,8 @@ def test_a_reused_pid_counts_as_dead():
 
 def test_a_claim_does_not_count_a_dead_peers_fires_toward_max_instances(scheduler_factory):
     """The survivor's next fire of a job the dead scheduler was running runs, not 'Max instances!'."""
-    from datetime import datetime, timezone as dt_timezone
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
 
     from tests import jobfuncs
     from tests.helpers import wait_until

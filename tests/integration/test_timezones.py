@@ -27,7 +27,8 @@ USE_TZ = False, stored times are naive, and the hour repeated in autumn cannot b
 apart (a system check warns about that configuration).
 """
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -103,7 +104,7 @@ def apscheduler_fires(trigger, start, end):
 def test_windows_are_the_2030_dst_transitions():
     for transition, (start, end) in WINDOWS.items():
         offsets = [(t, t.astimezone(LONDON).utcoffset()) for t in every_hour(start, end)]
-        changes = [t for (_, before), (t, after) in zip(offsets, offsets[1:]) if before != after]
+        changes = [t for (_, before), (t, after) in zip(offsets, offsets[1:], strict=False) if before != after]
         expected = utc(2030, 3, 31, 1, 0) if transition == "spring" else utc(2030, 10, 27, 1, 0)
         assert changes == [expected]
         assert expected.weekday() == 6 and (expected + timedelta(days=7)).month != expected.month  # last Sunday

@@ -52,7 +52,7 @@ def test_postgresql_backend_terminated_between_runs(scheduler_factory, caplog):
     scheduler.add_job(jobfuncs.count_stored_jobs, "interval", seconds=2, next_run_time=datetime.now(timezone.utc),
                       id="orm-job")
     for done in (1, 2, 3):
-        wait_until(lambda: successes("orm-job") >= done, timeout=20, message=f"run {done}")
+        wait_until(lambda done=done: successes("orm-job") >= done, timeout=20, message=f"run {done}")
         time.sleep(0.3)
         with connection.cursor() as cursor:
             cursor.execute(
