@@ -103,6 +103,14 @@ def test_a_killed_scheduler_loses_only_its_running_fires(cluster):
         message="the dead scheduler's fires to be marked Lost!",
     )
     time.sleep(8)  # the survivors keep going
+    # Dead schedulers are noticed within a second or so now: wait for the last one-off
+    # job's fire too (due up to 14 s after they were added) before stopping.
+    wait_until(
+        lambda: not DjangoJob.objects.filter(id__startswith="once").exists(),
+        timeout=30,
+        message="every one-off job to fire",
+    )
+    time.sleep(2)  # its result is written
     cluster.stop()
 
     lost = DjangoJobExecution.objects.filter(status=DjangoJobExecution.LOST)
