@@ -617,7 +617,7 @@ class Bench:
                 per_job[job_id].append(t)
             lags = []
             executed = 0
-            for job_id, times in per_job.items():
+            for times in per_job.values():
                 # The i-th execution of a job belongs to its i-th fire: each fire runs once
                 # (one scheduler, a 30 s grace time), in order.
                 for index, t in enumerate(sorted(times)[:duration]):

@@ -153,7 +153,7 @@ def plot_lag(results: dict, plots: Path) -> str | None:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(dbs), figsize=(5.5 * len(dbs), 4), squeeze=False)
-    for ax, db in zip(axes[0], dbs):
+    for ax, db in zip(axes[0], dbs, strict=True):
         for env in ("ours", "orig"):
             lags = sorted(x for r in runs(results, "lag", db, env) for x in r.get("lags_ms", []))
             if not lags:
@@ -186,7 +186,7 @@ def plot_bars(results: dict, plots: Path, scenario: str, path_of: dict, title: s
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(path_of), figsize=(5.5 * len(path_of), 3.8), squeeze=False)
-    for ax, (label, path) in zip(axes[0], path_of.items()):
+    for ax, (label, path) in zip(axes[0], path_of.items(), strict=True):
         top = 0.0
         for i, env in enumerate(("ours", "orig")):
             xs, ys = [], []
@@ -197,7 +197,7 @@ def plot_bars(results: dict, plots: Path, scenario: str, path_of: dict, title: s
                     ys.append(med(items, path) or 0)
             ax.bar(xs, ys, 0.38, label=LONG_NAMES[env], color=COLORS[env])
             top = max([top] + ys)
-            for x, y in zip(xs, ys):
+            for x, y in zip(xs, ys, strict=True):
                 ax.text(x, y, fmt(y, 0 if float(y).is_integer() else 2), ha="center", va="bottom", fontsize=8)
         ax.set_ylim(0, max(top * 1.2, 1))
         ax.set_xticks(range(len(dbs)), [DB_NAMES[db] for db in dbs])

@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Mapping
 
 from django.conf import settings
 
@@ -58,7 +59,7 @@ def management_command(argv: list[str] | None = None) -> str | None:
     return None
 
 
-def decide(argv: list[str] | None = None, environ: dict | None = None) -> tuple[bool, str]:
+def decide(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """Whether this process may autostart a scheduler, and why (for the log)."""
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from numbers import Real
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -12,12 +12,22 @@ from django.core.checks import Error, Tags, Warning, register
 from . import conf
 from .autostart import management_command
 
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """A real number (int, float, Fraction...), not a bool.
+
+    Typed as float because mypy does not model the numbers ABCs: a Real compares
+    with 0 as a float does.
+    """
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 # setting -> (test, what it must be)
-_POSITIVE = (lambda v: isinstance(v, Real) and not isinstance(v, bool) and v > 0, "a positive number of seconds")
+_POSITIVE = (lambda v: _is_number(v) and v > 0, "a positive number of seconds")
 _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "APSCHEDULER_DATETIME_FORMAT": (lambda v: isinstance(v, str) and v != "", "a Django date format string"),
     "APSCHEDULER_RUN_NOW_TIMEOUT": (
-        lambda v: isinstance(v, Real) and not isinstance(v, bool) and v >= 0,
+        lambda v: _is_number(v) and v >= 0,
         "a number of seconds (0 or more)",
     ),
     "APSCHEDULER_POLL_INTERVAL": _POSITIVE,
@@ -63,7 +73,9 @@ def check_time_zone(app_configs: Any = None, **kwargs: Any) -> list:
 
     try:
         astimezone(settings.TIME_ZONE)
-    except Exception as error:
+    # ZoneInfoNotFoundError (a KeyError), ValueError for a malformed key, TypeError
+    # for a value that is not a name, OSError for an unreadable zone file.
+    except (KeyError, ValueError, TypeError, OSError) as error:
         return [
             Error(
                 f"APScheduler cannot use TIME_ZONE = {settings.TIME_ZONE!r}: {error}",

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from apscheduler.job import Job
 from apscheduler.triggers.date import DateTrigger
@@ -125,9 +124,10 @@ def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job
         due = due.select_for_update(skip_locked=True)
     candidates = []
     for job_id, stored_next_run_time, job_state, history in due.values_list("id", "next_run_time", "job_state", "history")[:limit]:
+        assert stored_next_run_time is not None  # due() selects rows with next_run_time <= now
         try:
             candidate = _prepare_due_job(job_id, stored_next_run_time, job_state, history, now, load_job)
-        except Exception as error:  # anything about this one job: its state, trigger, options
+        except Exception as error:  # noqa: BLE001 -- anything about this one job: its state, trigger, options
             on_broken_job(job_id, error)
             continue
         if candidate is not None:
@@ -136,7 +136,12 @@ def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job
 
 
 def _prepare_due_job(
-    job_id: str, stored_next_run_time: datetime, job_state: bytes, history: str, now: datetime, load_job: JobLoader
+    job_id: str,
+    stored_next_run_time: datetime,
+    job_state: bytes | memoryview,
+    history: str,
+    now: datetime,
+    load_job: JobLoader,
 ) -> _Candidate | None:
     """Everything that can fail about one due job, computed before the claim writes anything."""
     job = load_job(job_id, stored_next_run_time, bytes(job_state))
@@ -169,9 +174,10 @@ def _take_run_requests(
     for job_id, requested_at, job_state, history in requested.values_list(
         "id", "run_requested_at", "job_state", "history"
     )[:limit]:
+        assert requested_at is not None  # requested() selects rows with run_requested_at <= now
         try:
             job = load_job(job_id, None, bytes(job_state))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- unpickling runs user code: one broken job, not the claim
             on_broken_job(job_id, error)
             continue
         run_time = from_db(requested_at).astimezone(timezone.utc)
@@ -253,6 +259,7 @@ def _store_next_run_times(candidates: list[_Candidate]) -> None:
     # and to run, than a CASE over every row.
     jobs_by_time: dict[datetime, list[str]] = {}
     for candidate in candidates:
+        assert candidate.next_run_time is not None  # only jobs that continue are given
         jobs_by_time.setdefault(to_db(candidate.next_run_time), []).append(candidate.job_id)
     if len(jobs_by_time) <= _MAX_GROUPED_UPDATES:
         for next_run_time, job_ids in jobs_by_time.items():

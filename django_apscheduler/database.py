@@ -14,10 +14,12 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import conf
 
@@ -181,6 +183,9 @@ def ensure_tables_exist() -> None:
 
 # A connection idle for longer than this is checked (one round trip) before reuse.
 _IDLE_CHECK_AFTER = 1.0
+# When connection_hygiene last looked at each connection (time.monotonic()); an
+# entry goes with its connection wrapper, as an attribute set on it would.
+_checked_at: weakref.WeakKeyDictionary[BaseDatabaseWrapper, float] = weakref.WeakKeyDictionary()
 
 
 def connection_hygiene(check_idle: bool = True, keep_session: bool = False) -> None:
@@ -209,10 +214,10 @@ def connection_hygiene(check_idle: bool = True, keep_session: bool = False) -> N
         if conn.settings_dict.get("CONN_MAX_AGE", 0) != 0 and not keep_session:
             conn.close_if_unusable_or_obsolete()
             continue
-        checked_at = getattr(conn, "_django_apscheduler_checked_at", 0.0)
+        checked_at = _checked_at.get(conn, 0.0)
         if conn.errors_occurred or (check_idle and now - checked_at > _IDLE_CHECK_AFTER):
             if conn.is_usable():
                 conn.errors_occurred = False
             else:
                 conn.close()
-        conn._django_apscheduler_checked_at = now
+        _checked_at[conn] = now

@@ -32,7 +32,9 @@ def describe_trigger(trigger: Any) -> str:
             return f"Every {words}"
         if isinstance(trigger, DateTrigger):
             return f"Once, at {get_local_dt_format(trigger.run_date)}"
-    except Exception:
+    # cron-descriptor raises FormatError, IndexError and others for expressions it
+    # cannot read, and a description must never break the page that shows it.
+    except Exception:  # noqa: BLE001
         pass  # an expression cron-descriptor cannot read: APScheduler's own text below
     return str(trigger)
 

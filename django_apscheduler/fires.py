@@ -76,7 +76,9 @@ HISTORY_EVENTS = (
 # down): oldest entries are dropped first.
 _MAX_REMEMBERED_FIRES = 100_000
 _MAX_PENDING_TIMINGS = 10_000
-_MAX_EXCEPTION_LENGTH = DjangoJobExecution._meta.get_field("exception").max_length
+_exception_max_length = DjangoJobExecution._meta.get_field("exception").max_length
+assert _exception_max_length is not None  # a CharField, declared with max_length
+_MAX_EXCEPTION_LENGTH: int = _exception_max_length
 
 
 # --- claim and hand-off ---------------------------------------------------------------
@@ -190,7 +192,7 @@ class Fires:
         for claim in claims:
             try:
                 jobs.append(self._hand_off(claim))
-            except Exception as error:  # one job's failure must not cost the batch its fires
+            except Exception as error:  # noqa: BLE001 -- one job's failure must not cost the batch its fires
                 self._fail_claimed(claim, error)
         return jobs
 
@@ -493,6 +495,7 @@ def mark_lost(now: datetime | None = None, among: set[int] | None = None) -> int
     ``among``: the ids of schedulers just found dead (one plain UPDATE by id, cheap
     inside a claim); otherwise every silent or dead scheduler's.
     """
+    fires: QuerySet[DjangoJobExecution]
     if among is not None:
         fires = DjangoJobExecution.objects.unfinished().filter(scheduler_id__in=among)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -22,6 +22,9 @@ from django.utils.translation import gettext_lazy as _
 
 from . import crontab
 from .jobstate import MAX_INSTANCES, MAX_MISFIRE_GRACE_TIME
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 UNITS = [
     ("seconds", _("seconds")),
@@ -66,7 +69,8 @@ class ScheduleForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        builder = {"cron": self._cron, "interval": self._interval, "date": self._date}.get(data.get("kind"))
+        assert data is not None  # Form.clean returns cleaned_data; only an override may return None
+        builder = {"cron": self._cron, "interval": self._interval, "date": self._date}.get(data.get("kind", ""))
         if builder is not None:
             trigger = builder(data)
             if trigger is not None:
@@ -125,7 +129,7 @@ def _zone() -> Any:
     return settings.TIME_ZONE or "UTC"
 
 
-def _crontab_message(error: crontab.CrontabError) -> str:
+def _crontab_message(error: crontab.CrontabError) -> StrOrPromise:
     """The editor's own words for each mistake (translatable, unlike the module's)."""
     if isinstance(error, crontab.EmptyLine):
         return _("Enter a crontab line, e.g. “*/15 * * * *”.")
@@ -173,7 +177,9 @@ class CreateJobForm(ScheduleForm):
     def __init__(self, *args: Any, functions: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.functions = functions
-        self.fields["function"].choices = [(ref, ref) for ref in sorted(functions)]
+        function_field = self.fields["function"]
+        assert isinstance(function_field, forms.ChoiceField)  # declared above; fields holds a copy
+        function_field.choices = [(ref, ref) for ref in sorted(functions)]
 
     def clean_job_id(self) -> str:
         from .models import DjangoJob
@@ -199,7 +205,8 @@ class CreateJobForm(ScheduleForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        func = self.functions.get(data.get("function"))
+        ref = data.get("function")  # absent when the choice was refused
+        func = self.functions.get(ref) if ref is not None else None
         if func is not None and "args" in data and "kwargs" in data:
             try:
                 inspect.signature(func).bind(*data["args"], **data["kwargs"])

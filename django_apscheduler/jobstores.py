@@ -37,7 +37,9 @@ from .timezones import to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.jobstores")
 
-MAX_JOB_ID_LENGTH = DjangoJob._meta.get_field("id").max_length
+_id_max_length = DjangoJob._meta.get_field("id").max_length
+assert _id_max_length is not None  # a CharField, declared with max_length
+MAX_JOB_ID_LENGTH: int = _id_max_length
 
 # Calls made on behalf of user code (add_job, modify_job, ...) retry transient
 # errors a few times, then let the caller see the error.

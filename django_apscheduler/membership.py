@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
 from django.db import close_old_connections
-from django.db.models import Exists, Subquery
+from django.db.models import Exists, Q, Subquery
 
 from . import __version__, conf, fires, liveness, postgres
 from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
@@ -103,7 +103,7 @@ def enforce_history_retention() -> int:
     return deleted
 
 
-def _jobs_due_before(moment: datetime | None) -> Exists:
+def _jobs_due_before(moment: datetime | None) -> Q:
     """Jobs that can run with a fire or run request before ``moment`` (None: at any time)."""
     jobs = DjangoJob.objects.runnable()
     if moment is None:
@@ -231,7 +231,9 @@ class Membership:
             instance_id = self.instance_id
             try:
                 run_with_retry(lambda: mark_stopped(instance_id), "recording the shutdown", attempts=3)
-            except Exception:
+            # Whatever fails here (the database, or Django itself at interpreter exit or in an
+            # async server's shutdown), the rest of the shutdown must still run.
+            except Exception:  # noqa: BLE001
                 logger.warning("Could not record the scheduler's shutdown; its heartbeat will expire instead.")
             self.instance_id = None
 
@@ -257,7 +259,10 @@ class Membership:
 
         The caller marks their unfinished fires Lost! (``fires.mark_lost``).
         """
-        peers = SchedulerInstance.objects.alive().exclude(pk=self.instance_id)
+        peers = SchedulerInstance.objects.alive()
+        instance_id = self.instance_id
+        if instance_id is not None:  # None outside the cluster, or once leave() ran
+            peers = peers.exclude(pk=instance_id)
         if among is not None:
             peers = peers.filter(pk__in=among)
         candidates = list(peers.only("pk", "pid", "namespace", "started", "last_heartbeat", "session_lock"))
@@ -337,7 +342,10 @@ class Heartbeat(threading.Thread):
         # heartbeats sent after its own lock was taken (see liveness).
         self.membership.hold_session()
         if writes_read_subqueries_without_locks():
-            if not beat_unless_needed(self.instance_id, self.membership.planned_wakeup()):
+            # instance_id is None only when leave() ran while this beat was under way
+            # (it waits for the thread 10 s at most): no row to beat, the rest as usual.
+            instance_id = self.instance_id
+            if instance_id is None or not beat_unless_needed(instance_id, self.membership.planned_wakeup()):
                 self._beat_and_look(lost_check_due=True)
         else:
             # MySQL and MariaDB: separate statements, the lost-fire check every half timeout.
@@ -350,7 +358,9 @@ class Heartbeat(threading.Thread):
 
     def _beat_and_look(self, lost_check_due: bool) -> None:
         """The heartbeat, the lost-fire check and a poll, each its own statement."""
-        SchedulerInstance.objects.filter(pk=self.instance_id).update(last_heartbeat=utc_now())
+        instance_id = self.instance_id
+        if instance_id is not None:  # see _beat
+            SchedulerInstance.objects.filter(pk=instance_id).update(last_heartbeat=utc_now())
         if lost_check_due:
             self.membership.peers_gone()
             fires.mark_lost()

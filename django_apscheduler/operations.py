@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError
@@ -24,6 +24,9 @@ from . import jobstate
 from .describe import describe_trigger
 from .models import DjangoJob, DjangoJobExecution
 from .timezones import to_db, utc_now
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 class UnknownJob(LookupError):
@@ -43,6 +46,10 @@ class JobSummary:
     last_status: str | None
 
 
+class _LastStatus(TypedDict):
+    last_status: str | None  # the newest execution's status; None without executions
+
+
 def list_jobs() -> list[JobSummary]:
     """Every stored job, soonest first, paused and broken ones last."""
     latest = DjangoJobExecution.objects.filter(job_id=OuterRef("pk")).order_by("-run_time")
@@ -55,7 +62,7 @@ def list_jobs() -> list[JobSummary]:
     return summaries
 
 
-def _summarize(row: DjangoJob) -> JobSummary:
+def _summarize(row: WithAnnotations[DjangoJob, _LastStatus]) -> JobSummary:
     state, _reason = jobstate.try_load(row.job_state)
     trigger = describe_trigger(state["trigger"]) if state is not None else "(cannot be loaded)"
     if row.broken:

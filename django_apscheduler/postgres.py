@@ -37,7 +37,9 @@ def listening_available() -> bool:
         import psycopg  # noqa: F401
     except ImportError:
         return False
-    return getattr(connection, "Database", None) is not None and connection.Database.__name__ == "psycopg"
+    # Every backend's wrapper names its driver module "Database"; the base class does not.
+    database = getattr(connection, "Database", None)
+    return database is not None and database.__name__ == "psycopg"
 
 
 class Listener(threading.Thread):
@@ -83,7 +85,9 @@ class Listener(threading.Thread):
                     while not self._stop_event.is_set():
                         for notification in conn.notifies(timeout=1.0):
                             self._deliver(notification.payload)
-            except Exception as error:
+            # The listening thread must survive anything (a lost connection, a failing
+            # on_reconnect callback): it logs, waits and reconnects.
+            except Exception as error:  # noqa: BLE001
                 self._live.clear()
                 if self._stop_event.is_set():
                     break

@@ -17,7 +17,9 @@ from . import conf
 from .timezones import to_db, utc_now
 
 if TYPE_CHECKING:
-    from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
+    # DjangoJob and DjangoJobExecution are named only in the QuerySet["..."] base
+    # classes below, which mypy resolves but ruff does not read as annotations.
+    from .models import DjangoJob, DjangoJobExecution, SchedulerInstance  # noqa: F401
 
 _M = TypeVar("_M", bound=models.Model)
 

@@ -26,15 +26,15 @@ import inspect
 import json
 import logging
 import re
-from importlib.metadata import entry_points
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.job import Job
-from apscheduler.triggers.base import BaseTrigger
 from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
 from django.utils.module_loading import autodiscover_modules
 
 from . import conf

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from ..querysets import is_alive
 from ..models import DjangoJob, DjangoJobExecution, SchedulerInstance
+from ..querysets import is_alive
 from .executions import DjangoJobExecutionAdmin, JobIdFilter
 from .jobs import DjangoJobAdmin, annotate_job_summary, describe_job_state, describe_run_result, report_run_results
 from .schedulers import SchedulerInstanceAdmin

@@ -6,14 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_permission_codename
+from django.db import models
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
-
 from ..models import DjangoJobExecution
 from ..util import get_local_dt_format
-
 
 # Colours of the statuses, chosen to read at a glance: green went well, red went
 # wrong, orange was skipped, blue-grey is still under way.
@@ -60,7 +59,7 @@ def local_time(value: datetime | None) -> str | None:
     return get_local_dt_format(value)
 
 
-def change_permission_codename(model: type) -> str:
+def change_permission_codename(model: type[models.Model]) -> str:
     opts = model._meta
     return f"{opts.app_label}.{get_permission_codename('change', opts)}"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -11,8 +12,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
-from django.utils.translation import gettext, gettext_lazy as _
-
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import to_db

@@ -5,25 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from urllib.parse import urlencode
 
+from apscheduler.jobstores.base import ConflictingIdError
 from django.contrib import admin, messages
-from django.db.models import Avg, Count, F, OuterRef, QuerySet, Subquery
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Avg, Count, F, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from apscheduler.jobstores.base import ConflictingIdError
-
-from .. import conf, operations, registry, runnow
+from .. import conf, jobstate, operations, registry, runnow
 from ..describe import describe_trigger
 from ..forms import CreateJobForm, ScheduleForm
-from .. import jobstate
 from ..models import DjangoJob, DjangoJobExecution
 from ..util import get_local_dt_format
 from .common import (
@@ -132,7 +130,9 @@ class DjangoJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         job = self.get_object(request, unquote(object_id))
         if job is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # ModelAdmin's own "does not exist" redirect, as its change view uses; a private
+            # helper (Django 4.2 and later have it) that django-stubs does not declare.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         state, _reason = jobstate.try_load(job.job_state)
         if state is None:
             self.message_user(request, gettext("This job cannot be loaded, so its schedule cannot be edited."), messages.ERROR)
@@ -303,9 +303,11 @@ class DjangoJobAdmin(admin.ModelAdmin):
     @staticmethod
     def _state(obj: DjangoJob) -> dict | None:
         """The unpickled job state, once per row; None when user code cannot be imported."""
-        if not hasattr(obj, "_admin_state"):
-            obj._admin_state, _reason = jobstate.try_load(obj.job_state)  # the broken flag says why
-        return obj._admin_state
+        # Cached in the instance's own namespace: a page attribute, not a model field.
+        cache = vars(obj)
+        if "_admin_state" not in cache:
+            cache["_admin_state"], _reason = jobstate.try_load(obj.job_state)  # the broken flag says why
+        return cache["_admin_state"]
 
     @admin.display(description=_("success rate"), ordering="successful_runs")
     def success_rate(self, obj: DjangoJob) -> str | None:
@@ -356,7 +358,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         )
         try:
             declaration = registry.code_declaration(obj.pk)
-        except Exception as error:  # user code that does not import, or a trigger it cannot build
+        except Exception as error:  # noqa: BLE001 -- user code that does not import, or a trigger it cannot build
             return format_html(
                 "<p>{}</p><p>{}</p>",
                 gettext("Declared in code with @job; its declaration cannot be read here: %(error)s")
@@ -386,10 +388,11 @@ class DjangoJobAdmin(admin.ModelAdmin):
 
     def _definition(self, obj: DjangoJob) -> dict[str, str]:
         """The job's definition in words, unpickled once per page (four fields use it)."""
-        cached = getattr(obj, "_admin_definition", None)
+        cache = vars(obj)  # as in _state
+        cached: dict[str, str] | None = cache.get("_admin_definition")
         if cached is None:
             cached = describe_job_state(bytes(obj.job_state))
-            obj._admin_definition = cached
+            cache["_admin_definition"] = cached
         return cached
 
     # --- actions ---
@@ -435,7 +438,7 @@ def _readable_declaration(job_id: str) -> registry.CodeDeclaration | None:
     """The code's declaration of a job, or None when this process cannot read it."""
     try:
         return registry.code_declaration(job_id)
-    except Exception:  # user code that does not import, or a trigger it cannot build
+    except Exception:  # noqa: BLE001 -- user code that does not import, or a trigger it cannot build
         return None
 
 
@@ -447,6 +450,7 @@ def describe_job_state(job_state: bytes) -> dict[str, str]:
     """
     state, reason = jobstate.try_load(job_state)
     if state is None:
+        assert reason is not None  # try_load gives a reason whenever it gives no state
         return {"func": reason[:1].upper() + reason[1:]}
     call = [repr(arg) for arg in state.get("args", ())]
     call += [f"{key}={value!r}" for key, value in state.get("kwargs", {}).items()]

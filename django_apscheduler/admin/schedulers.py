@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-
 
 from ..models import DjangoJobExecution, SchedulerInstance
 from ..querysets import is_alive

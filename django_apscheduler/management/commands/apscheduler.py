@@ -13,9 +13,9 @@ import logging
 from django.core.management.base import BaseCommand, CommandError
 
 from django_apscheduler import operations, runner, runnow
-from django_apscheduler.querysets import is_alive
 from django_apscheduler.database import TablesMissing, ensure_tables_exist
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
+from django_apscheduler.querysets import is_alive
 from django_apscheduler.util import get_local_dt_format
 
 ONE_WEEK = 7 * 24 * 3600
@@ -131,7 +131,7 @@ class Command(BaseCommand):
     def _write_table(self, rows):
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _show_lifecycle_logs(verbosity: int) -> None:
