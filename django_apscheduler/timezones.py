@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from datetime import timezone as dt_timezone
+from typing import overload
 
 from django.conf import settings
 from django.utils import timezone
 
 
+@overload
+def to_db(value: datetime) -> datetime: ...
+@overload
+def to_db(value: None) -> None: ...
 def to_db(value: datetime | None) -> datetime | None:
     """An APScheduler date-time as Django expects it in a model field or query."""
     if value is None:
@@ -26,6 +31,10 @@ def to_db(value: datetime | None) -> datetime | None:
     return value
 
 
+@overload
+def from_db(value: datetime) -> datetime: ...
+@overload
+def from_db(value: None) -> None: ...
 def from_db(value: datetime | None) -> datetime | None:
     """A date-time read from the database as an aware one for APScheduler."""
     if value is None:
