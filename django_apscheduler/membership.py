@@ -42,7 +42,7 @@ from . import __version__, conf, fires, liveness, postgres
 from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .querysets import is_alive
-from .timezones import from_db, to_db, utc_now
+from .timezones import db_now, from_db, to_db
 
 logger = logging.getLogger("django_apscheduler.membership")
 
@@ -55,7 +55,7 @@ def alive_schedulers():
 
 
 def register_scheduler() -> SchedulerInstance:
-    now = utc_now()
+    now = db_now()
     instance = run_with_retry(
         lambda: SchedulerInstance.objects.create(
             host=socket.gethostname()[:255],
@@ -73,7 +73,7 @@ def register_scheduler() -> SchedulerInstance:
 
 
 def mark_stopped(instance_id: int) -> None:
-    SchedulerInstance.objects.filter(pk=instance_id).update(stopped=utc_now(), last_heartbeat=utc_now())
+    SchedulerInstance.objects.filter(pk=instance_id).update(stopped=db_now(), last_heartbeat=db_now())
 
 
 # Rows of schedulers gone for this long are deleted (their executions keep their
@@ -84,7 +84,7 @@ _PRUNE_EVERY = 3600.0  # seconds
 
 def prune_dead_schedulers() -> int:
     """Delete scheduler rows silent for a week that have nothing left running."""
-    cutoff = utc_now() - DEAD_SCHEDULER_RETENTION
+    cutoff = db_now() - DEAD_SCHEDULER_RETENTION
     running = DjangoJobExecution.objects.unfinished().values("scheduler_id")
     deleted, _ = SchedulerInstance.objects.filter(last_heartbeat__lt=cutoff).exclude(pk__in=running).delete()
     if deleted:
@@ -125,12 +125,12 @@ def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None) -> boo
     # session or pid says so at once, and its fires must not wait for its heartbeat.
     running_elsewhere = DjangoJobExecution.objects.unfinished().filter(scheduler__isnull=False).exclude(scheduler=instance_id)
     needed = _jobs_due_before(planned_wakeup) | Exists(fires.lost_fires()) | Exists(running_elsewhere)
-    return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=utc_now()))
+    return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=db_now()))
 
 
 def _gone(candidates: list[SchedulerInstance], trust_sessions_since: datetime | None) -> set[int]:
     """Which candidates' process is gone (same host) or session is gone (see ``liveness``)."""
-    gone = {c.pk for c in candidates if liveness.process_gone(c.pid, c.namespace, c.started)}
+    gone = {c.pk for c in candidates if liveness.process_gone(c.pid, c.namespace, from_db(c.started))}
     # A free lock proves a session ended only if its owner beat after ours began: after a
     # database restart ended every session, each owner first takes its lock again.
     judged = [
@@ -139,7 +139,7 @@ def _gone(candidates: list[SchedulerInstance], trust_sessions_since: datetime | 
         if c.pk not in gone
         and c.session_lock
         and trust_sessions_since is not None
-        and c.last_heartbeat > trust_sessions_since
+        and from_db(c.last_heartbeat) > trust_sessions_since
     ]
     if judged and liveness.sessions_supported():
         gone |= set(judged) - liveness.held_locks(judged)
@@ -270,7 +270,7 @@ class Membership:
             return set()
         gone = _gone(candidates, trust_sessions_since=self.session_lock.taken_at if self.session_lock else None)
         if gone:
-            SchedulerInstance.objects.filter(pk__in=gone).update(died=utc_now())
+            SchedulerInstance.objects.filter(pk__in=gone).update(died=db_now())
             logger.warning(
                 "Scheduler(s) %s found dead (database session or process gone): their unfinished fires are Lost!",
                 ", ".join(str(c) for c in candidates if c.pk in gone),
@@ -360,7 +360,7 @@ class Heartbeat(threading.Thread):
         """The heartbeat, the lost-fire check and a poll, each its own statement."""
         instance_id = self.instance_id
         if instance_id is not None:  # see _beat
-            SchedulerInstance.objects.filter(pk=instance_id).update(last_heartbeat=utc_now())
+            SchedulerInstance.objects.filter(pk=instance_id).update(last_heartbeat=db_now())
         if lost_check_due:
             self.membership.peers_gone()
             fires.mark_lost()

@@ -76,7 +76,7 @@ class ExecutionQuerySet(models.QuerySet["DjangoJobExecution"]):
 
 def heartbeat_cutoff(now: datetime | None = None) -> datetime:
     """A scheduler whose last heartbeat is older than this is dead (``APSCHEDULER_HEARTBEAT_TIMEOUT``)."""
-    return (now or utc_now()) - timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+    return to_db((now or utc_now()) - timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT"))))
 
 
 class SchedulerQuerySet(models.QuerySet["SchedulerInstance"]):

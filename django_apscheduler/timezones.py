@@ -59,3 +59,8 @@ def in_zone(value: datetime | None, zone: tzinfo) -> datetime | None:
 
 def utc_now() -> datetime:
     return datetime.now(dt_timezone.utc)
+
+
+def db_now() -> datetime:
+    """Now, as Django stores it (``to_db``): for writes and filters of date-time columns."""
+    return to_db(utc_now())

@@ -176,3 +176,26 @@ def test_a_claim_does_not_count_a_dead_peers_fires_toward_max_instances(schedule
     )
     assert not DjangoJobExecution.objects.filter(job_id="busy", status=DjangoJobExecution.MAX_INSTANCES).exists()
     assert DjangoJobExecution.objects.get(job_id="busy", run_time=now).status == DjangoJobExecution.LOST
+
+
+def test_a_scheduler_runs_and_stops_cleanly_with_use_tz_false(settings, scheduler_factory):
+    """Every date-time the membership writes or compares goes through timezones.to_db."""
+    from datetime import datetime, timezone as dt_timezone
+
+    from tests import jobfuncs
+    from tests.helpers import wait_until
+
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Berlin"
+    scheduler = scheduler_factory()
+    scheduler.start()
+    scheduler.add_job(jobfuncs.noop, "date", run_date=datetime.now(dt_timezone.utc), id="naive-world")
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="naive-world", status=DjangoJobExecution.SUCCESS).exists(),
+        message="the job to run with USE_TZ = False",
+    )
+    member = scheduler._jobstores["default"]._membership
+    assert member.peers_gone() == set()  # compares naive stored times without error
+    scheduler.shutdown()
+    (row,) = SchedulerInstance.objects.all()
+    assert row.stopped is not None and timezone.is_naive(row.stopped)
