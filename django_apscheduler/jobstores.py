@@ -80,6 +80,10 @@ class DjangoJobStore(BaseJobStore):
         self._last_claim_empty = False
         self._contended_streak = 0
         self._replacing = threading.local()
+        # Whether its scheduler was seen running: only then does a stopped scheduler
+        # mean "shutting down" (a store on a scheduler never run hands out due jobs,
+        # as APScheduler's own job store tests expect).
+        self._scheduler_ran = False
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -100,9 +104,11 @@ class DjangoJobStore(BaseJobStore):
         super().shutdown()
 
     def _should_stop(self) -> bool:
+        if self._scheduler is not None and self._scheduler.state != STATE_STOPPED:
+            self._scheduler_ran = True
         return (
             self._stopping.is_set()
-            or (self._scheduler is not None and self._scheduler.state == STATE_STOPPED)
+            or (self._scheduler_ran and self._scheduler is not None and self._scheduler.state == STATE_STOPPED)
             # The interpreter is exiting (a BackgroundScheduler nobody shut down): its
             # thread pools refuse new work, so a fire claimed now would be lost.
             or not threading.main_thread().is_alive()
@@ -265,7 +271,8 @@ class DjangoJobStore(BaseJobStore):
     def _load_runnable_job(self, job_id: str, next_run_time: datetime | None, job_state: bytes) -> Job:
         """A claimed row as a Job, refusing (before the claim writes anything) what cannot run here."""
         job = jobstate.restore(job_id, next_run_time, job_state, self._scheduler, self._alias)
-        if self._scheduler is not None and not _has_executor(self._scheduler, job.executor):
+        # (A scheduler that never ran has no executors yet: nothing to check against.)
+        if self._scheduler is not None and self._scheduler_ran and not _has_executor(self._scheduler, job.executor):
             # APScheduler would delete a job whose executor it cannot find.
             raise jobstate.JobStateError(
                 f"cannot run: its executor {job.executor!r} is not configured on this scheduler; add it with "
@@ -274,7 +281,7 @@ class DjangoJobStore(BaseJobStore):
         return job
 
     def __repr__(self) -> str:
-        return f"<{self.__class__.__name__}>"
+        return f"<{self.__class__.__name__}(pickle_protocol={self.pickle_protocol})>"
 
 
 def _has_executor(scheduler: BaseScheduler, alias: str) -> bool:

@@ -74,7 +74,7 @@ class DjangoJob(models.Model):
     def __str__(self) -> str:
         if self.next_run_time is None:
             return f"{self.id} (paused)"
-        return f"{self.id} (next run at {self.next_run_time:%Y-%m-%d %H:%M:%S})"
+        return f"{self.id} (next run at: {self.next_run_time:%Y-%m-%d %H:%M:%S})"
 
 
 # 0.7's name for the executions' manager; its methods live on the QuerySet.
@@ -164,7 +164,7 @@ class DjangoJobExecution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.job_id}: {self.status} ({self.run_time:%Y-%m-%d %H:%M:%S})"
+        return f"{self.id}: job '{self.job_id}' ({self.status})"  # django-apscheduler 0.7's text
 
 
 class SchedulerInstance(models.Model):

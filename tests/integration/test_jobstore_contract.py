@@ -11,6 +11,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
 from tests.helpers import build_job
@@ -293,3 +294,25 @@ def test_replacing_with_a_changed_trigger_reschedules(jobstore, make_job):
     jobstore.update_job(again)
     assert DjangoJob.objects.get(pk="a").next_run_time == BASE + timedelta(minutes=10)
     assert str(jobstore.lookup_job("a").trigger) == "interval[0:10:00]"
+
+
+def test_a_store_started_on_a_scheduler_that_never_ran_hands_out_due_jobs(make_job):
+    """What APScheduler's own job store tests do; only a scheduler that ran and stopped claims nothing."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    store = DjangoJobStore()
+    store.start(scheduler, "default")
+    try:
+        store.add_job(make_job("due", next_run_time=BASE))
+        assert [job.id for job in store.get_due_jobs(BASE + timedelta(seconds=1))] == ["due"]
+    finally:
+        store.shutdown()
+
+
+def test_repr_and_str_read_as_in_0_7(jobstore):
+    assert repr(DjangoJobStore(pickle_protocol=4)) == "<DjangoJobStore(pickle_protocol=4)>"
+    paused = DjangoJob.objects.create(id="p", job_state=b"")
+    scheduled = DjangoJob.objects.create(id="s", next_run_time=BASE, job_state=b"")
+    assert str(paused) == "p (paused)"
+    assert str(scheduled).startswith("s (next run at: ")
+    execution = DjangoJobExecution.objects.create(job_id="s", run_time=BASE, status=DjangoJobExecution.SUCCESS)
+    assert str(execution) == f"{execution.id}: job 's' (Executed)"
