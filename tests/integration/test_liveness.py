@@ -180,7 +180,8 @@ def test_a_claim_does_not_count_a_dead_peers_fires_toward_max_instances(schedule
 
 def test_a_scheduler_runs_and_stops_cleanly_with_use_tz_false(settings, scheduler_factory):
     """Every date-time the membership writes or compares goes through timezones.to_db."""
-    from datetime import datetime, timezone as dt_timezone
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
 
     from tests import jobfuncs
     from tests.helpers import wait_until
