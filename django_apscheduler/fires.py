@@ -155,6 +155,8 @@ class Fires:
         self._failures_only: set[str] = set()
         self._timings: OrderedDict[tuple[str, datetime], Timing] = OrderedDict()
         self._scheduler: BaseScheduler | None = None
+        # Writes made in the calling thread instead of the writer's (record_event).
+        self._in_caller = threading.local()
         # Set by the scheduler's membership: which of these live-looking peers are dead.
         self.peers_gone: Callable[[set[int]], set[int]] = lambda ids: set()
 
@@ -228,7 +230,7 @@ class Fires:
         reason = f"could not be handed to its executor: {type(error).__name__}: {error}"
         logger.exception("Job %r %s; its claimed fires are recorded as Error!", job_id, reason)
         for run_time in claim.run_times:
-            self._writer.submit(
+            self._submit(
                 history_writer.final(job_id, to_db(run_time), status=DjangoJobExecution.ERROR, exception=_clip(reason))
             )
         flag_broken(job_id, error)
@@ -323,6 +325,20 @@ class Fires:
             # The fire is over in this (worker) thread: tidy its connection.
             connection_hygiene()
 
+    def record_event(self, event: SchedulerEvent) -> None:
+        """Record one fire event now, in this thread, whichever job store it names (0.7's handlers)."""
+        self._in_caller.active = True
+        try:
+            self._on_event(event)
+        finally:
+            self._in_caller.active = False
+
+    def _submit(self, write: history_writer.Write) -> None:
+        if getattr(self._in_caller, "active", False):
+            run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job execution", attempts=2)
+        else:
+            self._writer.submit(write)
+
     def _on_event(self, event: SchedulerEvent) -> None:
         if event.code == EVENT_JOB_SUBMITTED:
             self._on_submitted(event)
@@ -342,12 +358,12 @@ class Fires:
                 claimed = (event.job_id, run_time) in self._started_by_claim
                 self._started_by_claim.pop((event.job_id, run_time), None)
             if not claimed:  # an in-memory job: nothing was claimed
-                self._writer.submit(start_write(event.job_id, run_time, self.scheduler_id))
+                self._submit(start_write(event.job_id, run_time, self.scheduler_id))
 
     def _on_outcome(self, event: JobExecutionEvent) -> None:
         timing = self._pop_timing(event.job_id, event.scheduled_run_time)
         if event.code == EVENT_JOB_EXECUTED and event.job_id in self._failures_only:
-            self._writer.submit(history_writer.forget(event.job_id, to_db(event.scheduled_run_time)))
+            self._submit(history_writer.forget(event.job_id, to_db(event.scheduled_run_time)))
             return
         write = outcome_write(
             event.job_id,
@@ -359,10 +375,10 @@ class Fires:
             traceback=event.traceback,
             scheduler_id=self.scheduler_id,
         )
-        self._writer.submit(write)
+        self._submit(write)
 
     def _finish(self, job_id: str, run_time: datetime, *, status: str) -> None:
-        self._writer.submit(history_writer.final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_id))
+        self._submit(history_writer.final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_id))
 
 
 class _RunTimeTracker:

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from . import conf, jobstate
+from .compat import DjangoResultStoreMixin
 from .database import connection_hygiene, ensure_tables_exist, run_with_retry
 from .fingerprint import same_schedule
 from .fires import Fires, flag_broken
@@ -62,7 +63,7 @@ def _check_job_id(job_id: Any) -> None:
         )
 
 
-class DjangoJobStore(BaseJobStore):
+class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
     """Stores jobs in the Django database; any number of schedulers may share it.
 
     :param pickle_protocol: pickle protocol level to use for job state
@@ -294,13 +295,13 @@ def _has_executor(scheduler: BaseScheduler, alias: str) -> bool:
     return True
 
 
-class DjangoMemoryJobStore(MemoryJobStore):
+class DjangoMemoryJobStore(DjangoResultStoreMixin, MemoryJobStore):
     """APScheduler's in-memory job store, with executions recorded in the database."""
 
     def __init__(self) -> None:
         super().__init__()
         self._membership: Membership | None = None
-        self._fires: Fires | None = None
+        self._fires = Fires(alias="")  # until started, fires are recorded in the caller's thread
 
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
         super().start(scheduler, alias)
@@ -315,9 +316,8 @@ class DjangoMemoryJobStore(MemoryJobStore):
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         jobs = super().get_due_jobs(now)
-        if self._fires is not None:
-            for job in jobs:
-                self._fires.hand_off_unclaimed(job, now)
+        for job in jobs:
+            self._fires.hand_off_unclaimed(job, now)
         return jobs
 
 

@@ -166,6 +166,15 @@ class DjangoJobExecution(models.Model):
     def __str__(self) -> str:
         return f"{self.id}: job '{self.job_id}' ({self.status})"  # django-apscheduler 0.7's text
 
+    @classmethod
+    def atomic_update_or_create(
+        cls, lock, job_id: str, run_time, status: str, exception: str | None = None, traceback: str | None = None
+    ) -> DjangoJobExecution:
+        """Deprecated (0.7): write one fire's status now; see ``compat.atomic_update_or_create``."""
+        from .compat import atomic_update_or_create
+
+        return atomic_update_or_create(lock, job_id, run_time, status, exception, traceback)
+
 
 class SchedulerInstance(models.Model):
     """A scheduler that runs (or ran) against this database, with its heartbeat."""

@@ -53,11 +53,11 @@ def get_apscheduler_datetime(dt: datetime | None, scheduler: BaseScheduler) -> d
 
 
 def retry_on_db_operational_error(func: F) -> F:
-    """Retry ``func`` once, on a fresh connection, if the database connection failed.
+    """Retry ``func`` once, on a fresh connection, if the database connection failed (0.7's helper).
 
     A scheduler's threads keep their connections for a long time; when the server
-    closed one meanwhile, the first query fails with ``OperationalError``. Outside a
-    transaction it is safe to drop that connection and try again once.
+    closed one meanwhile, the first query fails with ``OperationalError``. Use it
+    outside transactions: inside one, the retry cannot succeed.
     """
 
     @functools.wraps(func)
@@ -65,9 +65,9 @@ def retry_on_db_operational_error(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except db.OperationalError as error:
-            if db.connection.in_atomic_block:
-                raise
-            logger.warning("Database error in %s (%s); retrying once on a new connection.", func.__qualname__, error)
+            logger.warning(
+                "DB error executing '%s' (%s). Retrying with a new DB connection...", func.__name__, error
+            )
             db.connection.close()
             return func(*args, **kwargs)
 

@@ -15,6 +15,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..compat import ExecutionAdminCompat
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import to_db
 from .common import EXCEPTION_PREVIEW_CHARS, colored_status, format_seconds, local_time
@@ -44,7 +45,7 @@ class JobIdFilter(admin.SimpleListFilter):
         return queryset.filter(job_id=value) if value else queryset
 
 
-class DjangoJobExecutionAdmin(admin.ModelAdmin):
+class DjangoJobExecutionAdmin(ExecutionAdminCompat, admin.ModelAdmin):
     """The execution history: a record to read, filter and prune, never to edit.
 
     No "add" (executions are written by schedulers) and no "change" (a record

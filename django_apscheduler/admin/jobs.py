@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import conf, jobstate, operations, registry, runnow
+from ..compat import JobAdminCompat
 from ..describe import describe_trigger
 from ..forms import CreateJobForm, ScheduleForm
 from ..models import DjangoJob, DjangoJobExecution
@@ -66,7 +67,7 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
     )
 
 
-class DjangoJobAdmin(admin.ModelAdmin):
+class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
     """Stored jobs: what runs when, how it went lately, and the "run now" action.
 
     Jobs are created by code (``add_job`` or the ``@job`` decorator), so there is no
@@ -81,7 +82,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         "next_run",
         "last_status",
         "success_rate",
-        "average_duration",
+        "average_duration_column",
         "broken_flag",
     )
     list_filter = ("broken", "declared")
@@ -92,7 +93,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration", "recent_runs", "executions_link")},
+            {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration_column", "recent_runs", "executions_link")},
         ),
         (
             _("Definition"),
@@ -104,7 +105,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         "id",
         "next_run",
         "last_status",
-        "average_duration",
+        "average_duration_column",
         "executions_link",
         "schedule_link",
         "recent_runs",
@@ -321,7 +322,7 @@ class DjangoJobAdmin(admin.ModelAdmin):
         return colored_status(getattr(obj, "last_status", None))
 
     @admin.display(description=_("average duration"), ordering="average_duration")
-    def average_duration(self, obj: DjangoJob) -> str | None:
+    def average_duration_column(self, obj: DjangoJob) -> str | None:
         return format_seconds(getattr(obj, "average_duration", None))
 
     # --- change page ---
