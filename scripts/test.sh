@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: ruff and mypy first, then the tests on
-# SQLite, PostgreSQL and MariaDB with the newest Django LTS, then on SQLite and
-# PostgreSQL with Django 4.2 LTS.
+# Set up and run the whole test suite: ruff and mypy first, then a check of the
+# built wheel, then the tests on SQLite, PostgreSQL and MariaDB with the newest
+# Django LTS (django-apscheduler 0.7.0's own suite included, once), then on SQLite
+# and PostgreSQL with Django 4.2 LTS.
 #
 #   ./scripts/test.sh                 everything
 #   ./scripts/test.sh -k history      extra arguments go to every pytest run
@@ -76,6 +77,13 @@ if .venv/bin/ruff check . && .venv/bin/mypy; then
     SUMMARY+=("ruff and mypy: clean")
 else
     SUMMARY+=("ruff and mypy: FAILED"); FAILED=1
+fi
+
+echo "=== the built wheel ==="
+if PYTHON="$PYTHON" ./scripts/check_wheel.sh; then
+    SUMMARY+=("wheel (build, twine check, quick-start from the installed wheel): passed")
+else
+    SUMMARY+=("wheel: FAILED"); FAILED=1
 fi
 
 run_suite .venv sqlite "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + SQLite" "$@"
