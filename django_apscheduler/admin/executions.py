@@ -6,6 +6,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -121,7 +122,7 @@ class DjangoJobExecutionAdmin(ExecutionAdminCompat, admin.ModelAdmin):
         """A link to the job while it exists; its id alone once it has been deleted."""
         if not DjangoJob.objects.filter(pk=obj.job_id).exists():
             return gettext("%(job)s (deleted)") % {"job": obj.job_id}
-        url = reverse("admin:django_apscheduler_djangojob_change", args=[obj.job_id])
+        url = reverse("admin:django_apscheduler_djangojob_change", args=[quote(obj.job_id)])
         return format_html('<a href="{}">{}</a>', url, obj.job_id)
 
     @admin.display(description=_("started at"))

@@ -630,3 +630,25 @@ def test_job_page_lists_its_recent_runs(admin_client):
     recent = recent[: recent.index("</table>")]
     assert recent.count("<tr>") == 10
     assert "Error!" in recent and "0.25 s" in recent
+
+
+@pytest.mark.parametrize("job_id", ["a\nb", "a_2Fb", "users_24h", "../../../logout", "with space/and?query#frag"])
+def test_an_execution_page_links_to_its_job_whatever_the_id(admin_client, job_id):
+    import html
+    import re
+
+    from django.contrib.admin.utils import quote
+    from django.urls import reverse
+
+    DjangoJob.objects.create(id=job_id, job_state=b"")
+    execution = DjangoJobExecution.objects.create(
+        job_id=job_id, run_time=dj_timezone.now(), status=DjangoJobExecution.SUCCESS
+    )
+    page = admin_client.get(reverse("admin:django_apscheduler_djangojobexecution_change", args=[execution.pk]))
+    assert page.status_code == 200
+    job_url = reverse("admin:django_apscheduler_djangojob_change", args=[quote(job_id)])
+    hrefs = [html.unescape(h) for h in re.findall(r'href="([^"]*djangojob/[^"]*/change/)"', page.content.decode())]
+    assert job_url in hrefs
+    job_page = admin_client.get(job_url)
+    assert job_page.status_code == 200
+    assert html.escape(job_id) in job_page.content.decode()
