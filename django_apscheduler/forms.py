@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -70,12 +71,31 @@ class ScheduleForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         assert data is not None  # Form.clean returns cleaned_data; only an override may return None
-        builder = {"cron": self._cron, "interval": self._interval, "date": self._date}.get(data.get("kind", ""))
+        kind = data.get("kind", "")
+        builder = {"cron": self._cron, "interval": self._interval, "date": self._date}.get(kind)
         if builder is not None:
-            trigger = builder(data)
-            if trigger is not None:
+            try:
+                trigger = builder(data)
+            except (OverflowError, ValueError):  # a timedelta or date out of datetime's range
+                self.add_error(_FIELD_OF_KIND[kind], _("This is beyond the dates a schedule can reach."))
+                return data
+            if trigger is not None and self._fires_at_all(trigger, kind):
                 data["trigger"] = trigger
         return data
+
+    def _fires_at_all(self, trigger: BaseTrigger, kind: str) -> bool:
+        """A schedule must have a next fire: one that never fires would be saved, then do nothing."""
+        try:
+            upcoming = trigger.get_next_fire_time(None, timezone.now())
+            if upcoming is not None:
+                upcoming.astimezone(dt_timezone.utc)  # what the database stores must exist
+        except (OverflowError, ValueError):
+            self.add_error(_FIELD_OF_KIND[kind], _("This is beyond the dates a schedule can reach."))
+            return False
+        if upcoming is None:
+            self.add_error(_FIELD_OF_KIND[kind], _("This schedule never fires (no run time from now on)."))
+            return False
+        return True
 
     def _cron(self, data: dict[str, Any]) -> BaseTrigger | None:
         try:
@@ -123,6 +143,10 @@ class ScheduleForm(forms.Form):
         elif isinstance(trigger, DateTrigger):
             initial.update(kind="date", run_date=timezone.localtime(trigger.run_date) if settings.USE_TZ else trigger.run_date)
         return initial
+
+
+# The field that carries each kind of trigger, for the errors about the whole trigger.
+_FIELD_OF_KIND = {"cron": "crontab", "interval": "every", "date": "run_date"}
 
 
 def _zone() -> Any:

@@ -88,11 +88,21 @@ def pause_job(job_id: str) -> None:
         raise UnknownJob(job_id)
 
 
-def resume_job(job_id: str) -> datetime | None:
+class NoFurtherRun(ValueError):
+    """The job's trigger has no fire after now: resuming it would run nothing."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"Job {job_id!r} has no further run time (its trigger's last fire is past); it stays paused. "
+            "Edit its schedule, or delete it."
+        )
+
+
+def resume_job(job_id: str) -> datetime:
     """Resume a paused job at its trigger's next fire time from now; returns that time.
 
-    A job whose trigger has no further fire (a date job in the past) is removed, as
-    APScheduler's own ``resume_job`` does.
+    A job whose trigger has no further fire (a date job in the past) stays paused
+    and ``NoFurtherRun`` says so: nothing is deleted without being asked.
     """
     try:
         job = load_job(job_id)
@@ -101,8 +111,7 @@ def resume_job(job_id: str) -> datetime | None:
     now = datetime.now(getattr(job.trigger, "timezone", None) or timezone.utc)
     next_run_time = job.trigger.get_next_fire_time(None, now)
     if next_run_time is None:
-        DjangoJob.objects.filter(pk=job_id).delete()
-        return None
+        raise NoFurtherRun(job_id)
     DjangoJob.objects.filter(pk=job_id).update(next_run_time=to_db(next_run_time))
     return next_run_time
 

@@ -413,13 +413,10 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             except (operations.UnknownJob, ValueError) as error:
                 self.message_user(request, str(error), messages.ERROR)
                 continue
-            if next_run_time is None:
-                text = gettext("Job “%(job)s” had no further run time and was removed.") % {"job": job_id}
-            else:
-                text = gettext("Job “%(job)s” resumed; next run %(when)s.") % {
-                    "job": job_id,
-                    "when": get_local_dt_format(next_run_time),
-                }
+            text = gettext("Job “%(job)s” resumed; next run %(when)s.") % {
+                "job": job_id,
+                "when": get_local_dt_format(next_run_time),
+            }
             self.message_user(request, text, messages.SUCCESS)
 
     @admin.action(description=_("Run selected jobs now"), permissions=["run"])

@@ -79,6 +79,13 @@ def test_a_valid_crontab_reschedules(admin_client):
         ({"kind": "cron", "crontab": "* * * * *", "max_instances": "0"}, "max_instances"),
         ({"kind": "cron", "crontab": "* * * * *", "misfire_grace_time": "-1"}, "misfire_grace_time"),
         ({"kind": "weekly"}, "kind"),
+        # Schedules that never fire, or reach beyond what a date-time can hold: a form
+        # error, never a 500 nor a job saved that would do nothing.
+        ({"kind": "cron", "crontab": "0 0 31 2 *"}, "crontab"),
+        ({"kind": "interval", "every": "600000", "unit": "weeks"}, "every"),
+        ({"kind": "interval", "every": str(10**18), "unit": "seconds"}, "every"),
+        ({"kind": "cron", "crontab": "* * * * *", "misfire_grace_time": "100000000000000"}, "misfire_grace_time"),
+        ({"kind": "cron", "crontab": "* * * * *", "max_instances": str(10**9)}, "max_instances"),
     ],
 )
 def test_bad_input_is_an_error_on_its_field_and_changes_nothing(admin_client, fields, field_in_error):
@@ -148,3 +155,30 @@ def test_changes_need_a_csrf_token(admin_user):
     assert client.post(jobs_url, {"action": "pause_selected_jobs", "_selected_action": ["job"]}).status_code == 403
     assert DjangoJob.objects.get(pk="job").next_run_time is not None
     assert stored("job").trigger.interval == timedelta(days=7)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone, storable", [("UTC", True), ("Pacific/Kiritimati", True), ("America/New_York", False)])
+def test_a_date_at_the_end_of_time_is_saved_or_a_form_error_never_a_500(admin_client, settings, zone, storable):
+    """9999-12-31 23:59 in New York is in the year 10000 in UTC, which no date-time holds; east of UTC it fits."""
+    settings.TIME_ZONE = zone
+    store("job", IntervalTrigger(days=7, timezone=UTC))
+    response = post(admin_client, "job", kind="date", run_date="9999-12-31T23:59")
+    if storable:
+        assert response.status_code == 302
+        assert DjangoJob.objects.get(pk="job").next_run_time.year == 9999
+    else:
+        assert response.status_code == 200 and "run_date" in response.context["form"].errors
+
+
+@pytest.mark.django_db
+def test_resuming_a_job_with_no_further_run_keeps_it_paused_and_says_so(admin_client):
+    # A cron schedule whose end date has passed: its trigger has no fire from now on.
+    store("past", CronTrigger(hour=1, end_date=datetime(2001, 1, 1, tzinfo=UTC), timezone=UTC), next_run_time=None)
+    changelist = reverse("admin:django_apscheduler_djangojob_changelist")
+    response = admin_client.post(
+        changelist, {"action": "resume_selected_jobs", "_selected_action": ["past"]}, follow=True
+    )
+    assert DjangoJob.objects.filter(pk="past", next_run_time=None).exists()  # kept, still paused
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "has no further run time" in text and "stays paused" in text

@@ -95,10 +95,7 @@ class Command(BaseCommand):
         operations.require_jobs(job_ids)
         for job_id in job_ids:
             next_run_time = operations.resume_job(job_id)
-            if next_run_time is None:
-                self.stdout.write(f"{job_id}: had no further run time and was removed")
-            else:
-                self.stdout.write(f"{job_id}: resumed, next run {get_local_dt_format(next_run_time)}")
+            self.stdout.write(f"{job_id}: resumed, next run {get_local_dt_format(next_run_time)}")
 
     def handle_prune(self, max_age, **options):
         if max_age < 0:
