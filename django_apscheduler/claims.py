@@ -41,17 +41,26 @@ logger = logging.getLogger("django_apscheduler.claims")
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
+def instant(value: datetime) -> float:
+    """A date-time as an instant, for comparisons.
+
+    Two aware date-times in the same zone compare by wall clock, ignoring ``fold``:
+    in the hour repeated in autumn, 01:00 EST would not come after 01:50 EDT.
+    """
+    return value.timestamp()
+
+
 def due_run_times(job: Job, now: datetime) -> list[datetime]:
     """The job's fire times up to ``now``, as APScheduler's scheduler computes them."""
     run_times: list[datetime] = []
     next_time = job.next_run_time
-    while next_time is not None and next_time <= now:
+    while next_time is not None and instant(next_time) <= instant(now):
         run_times.append(next_time)
         next_time = job.trigger.get_next_fire_time(next_time, now)
-        if next_time is not None and next_time <= run_times[-1]:
+        if next_time is not None and instant(next_time) <= instant(run_times[-1]):
             # A trigger must move forward; never loop on the same instant.
             next_time = job.trigger.get_next_fire_time(run_times[-1], run_times[-1] + _ONE_MICROSECOND)
-            if next_time is not None and next_time <= run_times[-1]:
+            if next_time is not None and instant(next_time) <= instant(run_times[-1]):
                 break
     return run_times
 
@@ -149,7 +158,7 @@ def _prepare_due_job(
     if not run_times:
         return None
     next_run_time = job.trigger.get_next_fire_time(run_times[-1], now)
-    if next_run_time is not None and next_run_time <= now:
+    if next_run_time is not None and instant(next_run_time) <= instant(now):
         raise ValueError(f"its trigger does not move forward: after {run_times[-1]} it gives {next_run_time}")
     if job.coalesce:
         run_times = run_times[-1:]

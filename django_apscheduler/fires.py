@@ -58,7 +58,7 @@ from apscheduler.triggers.base import BaseTrigger
 from django.db.models import QuerySet
 
 from . import history_writer
-from .claims import Claim, claim_due_jobs, due_run_times
+from .claims import Claim, claim_due_jobs, due_run_times, instant
 from .database import connection_hygiene, run_with_retry
 from .history_writer import HistoryWriter
 from .jobstate import JobStateError
@@ -100,8 +100,10 @@ class _ClaimedFiresTrigger(BaseTrigger):
         self.next_run_time = next_run_time
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        # As instants: in the hour repeated in autumn, wall clocks go backwards.
+        after = None if previous_fire_time is None else instant(previous_fire_time)
         for run_time in self.run_times:
-            if previous_fire_time is None or run_time > previous_fire_time:
+            if after is None or instant(run_time) > after:
                 return run_time
         return self.next_run_time
 
@@ -233,7 +235,10 @@ class Fires:
             self._submit(
                 history_writer.final(job_id, to_db(run_time), status=DjangoJobExecution.ERROR, exception=_clip(reason))
             )
-        flag_broken(job_id, error)
+        try:
+            flag_broken(job_id, error)
+        except Exception:  # noqa: BLE001 - the batch is committed: raising here would lose the others' hand-off
+            logger.exception("Could not flag job %r as broken; it is tried again at the next claim", job_id)
 
     def hand_off_unclaimed(self, job: Job, now: datetime) -> None:
         """Time the function of a job from an in-memory store (nothing was claimed)."""

@@ -179,3 +179,29 @@ def test_a_bad_job_beside_healthy_ones_in_a_running_scheduler(scheduler_factory)
     wait_until(every_healthy_job_ran_three_times, timeout=30, message="each healthy job to run 3 times")
     assert DjangoJob.objects.get(pk="absurd").broken
     assert not DjangoJobExecution.objects.filter(job_id="absurd").exists()
+
+
+@pytest.mark.parametrize("kind", ["interval", "cron"])
+def test_fires_across_the_autumn_fold_are_claimed_and_handed_over_in_order(jobstore, kind):
+    """01:40 EDT, 01:50 EDT, then 01:00 EST: wall clocks go back, instants do not."""
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2024, 11, 3, 5, 40, tzinfo=UTC)  # 01:40 EDT
+    if kind == "interval":
+        trigger = IntervalTrigger(minutes=10, start_date=first, timezone=new_york)
+    else:
+        trigger = CronTrigger(minute="*/10", timezone=new_york)
+    jobstore.add_job(build_job("fold", first.astimezone(new_york), trigger))
+    now = datetime(2024, 11, 3, 6, 5, tzinfo=UTC)  # 01:05 EST, the second 01:05 of the night
+
+    (job,) = jobstore.get_due_jobs(now)
+
+    expected = [first, first + timedelta(minutes=10), datetime(2024, 11, 3, 6, 0, tzinfo=UTC)]
+    assert [t.astimezone(UTC) for t in job._get_run_times(now)] == expected
+    assert not DjangoJob.objects.get(pk="fold").broken
+    rows = DjangoJobExecution.objects.filter(job_id="fold").values_list("run_time", flat=True)
+    assert sorted(r.astimezone(UTC) for r in rows) == expected
+    assert DjangoJob.objects.get(pk="fold").next_run_time.astimezone(UTC) == datetime(2024, 11, 3, 6, 10, tzinfo=UTC)
