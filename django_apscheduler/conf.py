@@ -38,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds of execution history to keep; running schedulers delete older rows
     # hourly. None keeps everything.
     "APSCHEDULER_HISTORY_RETENTION": None,
+    # Take a scheduler whose database session lock is free for dead at once
+    # (PostgreSQL, MySQL, MariaDB). Turn off behind a pooler that does not keep
+    # sessions (pgbouncer in transaction mode) or on multi-primary clusters (Galera),
+    # where a lock is not visible to every peer; the heartbeat timeout then decides.
+    "APSCHEDULER_SESSION_LIVENESS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
 }

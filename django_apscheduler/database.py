@@ -47,14 +47,18 @@ def is_transient(error: BaseException) -> bool:
 
 
 def drop_broken_connection() -> None:
-    """Close this thread's connection so the next query opens a fresh one.
+    """Close this thread's connection, if it is broken, so the next query opens a fresh one.
 
     Only outside a transaction: inside an ``atomic`` block the caller owns the
-    connection and must see the error itself.
+    connection and must see the error itself. A connection that still works (the
+    error was a deadlock, a lock wait, a locked SQLite file) is kept: the heartbeat's
+    holds the scheduler's session lock, which closing it would release.
     """
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or connection.connection is None:
         return
     with contextlib.suppress(Exception):
+        if connection.is_usable():
+            return
         connection.close()
 
 

@@ -40,8 +40,6 @@ logger = logging.getLogger("django_apscheduler.liveness")
 # The first key of every scheduler's PostgreSQL advisory lock ("apsc"); the second is
 # the scheduler's id. Frozen: running schedulers of two versions must agree on it.
 ADVISORY_LOCK_CLASS = 0x61707363
-# A pid whose process started this much later than the scheduler registered was reused.
-_PID_REUSE_MARGIN = 2.0  # seconds
 
 
 # --- the process -----------------------------------------------------------------------
@@ -67,8 +65,13 @@ def this_namespace() -> str:
     return f"{boot_id}/{pid_namespace}"[:100]
 
 
-def process_gone(pid: int, namespace: str, registered: datetime) -> bool:
-    """True when the process that registered at ``registered`` with ``pid`` surely no longer runs."""
+def process_gone(pid: int, namespace: str, process_started: int | None) -> bool:
+    """True when the process that registered with ``pid`` surely no longer runs.
+
+    ``process_started`` is its start in clock ticks after boot (as /proc says; no wall
+    clock, which can step): a live process with that pid but another start is a
+    newcomer that reused the pid.
+    """
     if not namespace or namespace != this_namespace():
         return False  # another host (or unknowable): only its session or heartbeat can tell
     try:
@@ -80,21 +83,22 @@ def process_gone(pid: int, namespace: str, registered: datetime) -> bool:
     state, started = _process_state(pid)
     if state in ("Z", "X"):
         return True  # it died; its parent has not reaped it yet
-    return started is not None and started > registered.timestamp() + _PID_REUSE_MARGIN
+    return process_started is not None and started is not None and started != process_started
 
 
-def _process_state(pid: int) -> tuple[str | None, float | None]:
-    """A process's state letter and start time (seconds since the epoch), from Linux's /proc."""
+def this_process_started() -> int | None:
+    """This process's start, in clock ticks after boot; None where /proc cannot tell."""
+    return _process_state(os.getpid())[1]
+
+
+def _process_state(pid: int) -> tuple[str | None, int | None]:
+    """A process's state letter and start (clock ticks after boot), from Linux's /proc."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime") as uptime:
-            seconds_up = float(uptime.read().split()[0])
+        return fields[0], int(fields[19])  # fields 3 and 22 of stat
     except (OSError, IndexError, ValueError):
         return None, None
-    state, ticks_after_boot = fields[0], int(fields[19])  # fields 3 and 22 of stat
-    boot_time = time.time() - seconds_up
-    return state, boot_time + ticks_after_boot / os.sysconf("SC_CLK_TCK")
 
 
 # --- the session lock -------------------------------------------------------------------
@@ -158,8 +162,10 @@ class SessionLock:
     def __init__(self, instance_id: int) -> None:
         self.instance_id = instance_id
         self.taken_at: datetime | None = None
+        self.ever_taken = False
         self._session: Any = None  # the DB-API connection the lock lives on
         self._warned = False
+        self._failing_since: float | None = None
 
     @property
     def held(self) -> bool:
@@ -175,6 +181,8 @@ class SessionLock:
         was_held = self.taken_at is not None
         self.taken_at = None
         if not _take(self.instance_id):
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             if not self._warned:
                 logger.warning(
                     "Scheduler %s cannot take its session lock (its previous database session is still open on "
@@ -185,9 +193,14 @@ class SessionLock:
             self._session = None
             return False
         self._session, self.taken_at, self._warned = connection.connection, utc_now(), False
+        self.ever_taken, self._failing_since = True, None
         if was_held:
             logger.info("Scheduler %s took its session lock again on a new database connection", self.instance_id)
         return True
+
+    def failing_for(self) -> float:
+        """Seconds since ``ensure`` last failed to take the lock without succeeding since (0: it holds it)."""
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
 
     def forget(self) -> None:
         """The connection failed: the lock may be gone with it; ``ensure`` takes it again."""

@@ -64,7 +64,9 @@ def register_scheduler() -> SchedulerInstance:
             started=now,
             last_heartbeat=now,
             namespace=liveness.this_namespace(),
-            session_lock=liveness.sessions_supported(),
+            process_started=liveness.this_process_started(),
+            # True once its lock is taken (peers judge a free lock only after that).
+            session_lock=False,
         ),
         "registering the scheduler",
     )
@@ -125,24 +127,26 @@ def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None) -> boo
     # session or pid says so at once, and its fires must not wait for its heartbeat.
     running_elsewhere = DjangoJobExecution.objects.unfinished().filter(scheduler__isnull=False).exclude(scheduler=instance_id)
     needed = _jobs_due_before(planned_wakeup) | Exists(fires.lost_fires()) | Exists(running_elsewhere)
-    return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id).update(last_heartbeat=db_now()))
+    return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id, died=None).update(last_heartbeat=db_now()))
 
 
-def _gone(candidates: list[SchedulerInstance], trust_sessions_since: datetime | None) -> set[int]:
+def _gone(candidates: list[SchedulerInstance], me: int | None, my_lock: liveness.SessionLock | None) -> set[int]:
     """Which candidates' process is gone (same host) or session is gone (see ``liveness``)."""
-    gone = {c.pk for c in candidates if liveness.process_gone(c.pid, c.namespace, from_db(c.started))}
-    # A free lock proves a session ended only if its owner beat after ours began: after a
-    # database restart ended every session, each owner first takes its lock again.
+    gone = {c.pk for c in candidates if liveness.process_gone(c.pid, c.namespace, c.process_started)}
+    if my_lock is None or my_lock.taken_at is None or me is None or not conf.get("APSCHEDULER_SESSION_LIVENESS"):
+        return gone
+    # A free lock proves a session ended only if its owner beat after ours began (after
+    # a database restart ended every session, each owner first takes its lock again),
+    # and only while the database shows our own lock held: sessions are what we think.
     judged = [
         c.pk
         for c in candidates
-        if c.pk not in gone
-        and c.session_lock
-        and trust_sessions_since is not None
-        and from_db(c.last_heartbeat) > trust_sessions_since
+        if c.pk not in gone and c.session_lock and from_db(c.last_heartbeat) > my_lock.taken_at
     ]
-    if judged and liveness.sessions_supported():
-        gone |= set(judged) - liveness.held_locks(judged)
+    if judged:
+        held = liveness.held_locks([*judged, me])
+        if me in held:
+            gone |= set(judged) - held
     return gone
 
 
@@ -215,17 +219,17 @@ class Membership:
         return self.fires
 
     def leave(self) -> None:
-        """Stop the threads, write every queued result, then record the clean stop."""
+        """Write every queued result, record the clean stop, then stop the threads.
+
+        In that order: while results are written the scheduler still counts as alive,
+        and its session lock (held by the heartbeat thread) is released only once its
+        row says it stopped, so no peer takes the release for a death.
+        """
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=5)
             self._listener = None
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
-            self._heartbeat.join(timeout=10)  # it releases the session lock as it ends
-            self._heartbeat = None
-        # The executors have stopped (APScheduler shuts them down first): every result
-        # is queued; write them while this scheduler still counts as alive.
+        # The executors have stopped (APScheduler shuts them down first): every result is queued.
         self.fires.stop()
         if self.instance_id is not None:
             instance_id = self.instance_id
@@ -235,7 +239,11 @@ class Membership:
             # async server's shutdown), the rest of the shutdown must still run.
             except Exception:  # noqa: BLE001
                 logger.warning("Could not record the scheduler's shutdown; its heartbeat will expire instead.")
-            self.instance_id = None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat.join(timeout=10)  # it releases the session lock as it ends
+            self._heartbeat = None
+        self.instance_id = None
 
     def planned_wakeup(self) -> datetime | None:
         return self._planned_wakeup()
@@ -250,32 +258,65 @@ class Membership:
         return self.session_lock is None or self.session_lock.held
 
     def hold_session(self) -> None:
-        """Take the session lock on this thread's connection if it does not hold it (heartbeat thread)."""
+        """Take the session lock on this thread's connection if it does not hold it (heartbeat thread).
+
+        The first time, the row says so (peers judge a free lock only from then on). A
+        lock that an old session of this scheduler still holds (a half-open connection
+        the server has not noticed) is waited for up to the heartbeat timeout; then the
+        scheduler registers again under a new id, with a new lock.
+        """
+        lock = self.session_lock
+        if lock is None or self.instance_id is None:
+            return
+        was_ever_taken = lock.ever_taken
+        if lock.ensure():
+            if not was_ever_taken:
+                SchedulerInstance.objects.filter(pk=self.instance_id).update(session_lock=True)
+        elif lock.failing_for() > float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")):
+            self.rejoin("cannot take its session lock (an old database session of it still holds it)")
+
+    def rejoin(self, reason: str) -> None:
+        """Register again under a new id (heartbeat thread): peers declared this one dead, or its lock is stuck.
+
+        Fires claimed under the old id keep it; they were (or will be) marked Lost! and
+        get their real outcome when they end.
+        """
+        old = self.instance_id
+        logger.warning("Scheduler %s %s: it registers again as a new scheduler.", old, reason)
         if self.session_lock is not None:
-            self.session_lock.ensure()
+            self.session_lock.release()
+        if old is not None:
+            SchedulerInstance.objects.filter(pk=old, stopped=None).update(stopped=db_now())
+        self.instance_id = register_scheduler().pk
+        self.fires.scheduler_id = self.instance_id
+        if self.session_lock is not None:
+            self.session_lock = liveness.SessionLock(self.instance_id)
+            self.hold_session()
 
     def peers_gone(self, among: set[int] | None = None) -> set[int]:
-        """Live-looking peers (or just ``among``) whose session or process is gone: marked died, returned.
+        """Peers (or just ``among``) that are dead: silent, or their session or process gone.
 
-        The caller marks their unfinished fires Lost! (``fires.mark_lost``).
+        Those newly found dead by their session or process are marked ``died``. The
+        caller marks their unfinished fires Lost! (``fires.mark_lost``).
         """
-        peers = SchedulerInstance.objects.alive()
-        instance_id = self.instance_id
-        if instance_id is not None:  # None outside the cluster, or once leave() ran
-            peers = peers.exclude(pk=instance_id)
+        peers = SchedulerInstance.objects.exclude(pk=self.instance_id) if self.instance_id is not None else SchedulerInstance.objects.all()
         if among is not None:
+            already_dead = set(peers.filter(pk__in=among).silent().values_list("pk", flat=True))
             peers = peers.filter(pk__in=among)
-        candidates = list(peers.only("pk", "pid", "namespace", "started", "last_heartbeat", "session_lock"))
+        else:
+            already_dead = set()
+        fields = ("pk", "pid", "namespace", "process_started", "started", "last_heartbeat", "session_lock")
+        candidates = list(peers.alive().only(*fields))
         if not candidates:
-            return set()
-        gone = _gone(candidates, trust_sessions_since=self.session_lock.taken_at if self.session_lock else None)
+            return already_dead
+        gone = _gone(candidates, self.instance_id, self.session_lock)
         if gone:
-            SchedulerInstance.objects.filter(pk__in=gone).update(died=db_now())
+            SchedulerInstance.objects.filter(pk__in=gone, died=None).update(died=db_now())
             logger.warning(
                 "Scheduler(s) %s found dead (database session or process gone): their unfinished fires are Lost!",
                 ", ".join(str(c) for c in candidates if c.pk in gone),
             )
-        return gone
+        return gone | already_dead
 
     def notifications_live(self) -> bool:
         return self._listener is not None and self._listener.live
@@ -360,7 +401,11 @@ class Heartbeat(threading.Thread):
         """The heartbeat, the lost-fire check and a poll, each its own statement."""
         instance_id = self.instance_id
         if instance_id is not None:  # see _beat
-            SchedulerInstance.objects.filter(pk=instance_id).update(last_heartbeat=db_now())
+            beaten = SchedulerInstance.objects.filter(pk=instance_id, died=None).update(last_heartbeat=db_now())
+            if not beaten and SchedulerInstance.objects.filter(pk=instance_id, died__isnull=False).exists():
+                # A peer took this scheduler for dead (its session dropped for a moment):
+                # its row is closed; carry on under a new one.
+                self.membership.rejoin("was declared dead by a peer")
         if lost_check_due:
             self.membership.peers_gone()
             fires.mark_lost()

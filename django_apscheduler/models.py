@@ -196,6 +196,9 @@ class SchedulerInstance(models.Model):
         default="",
         help_text=_("Its host's boot and pid namespace: peers with the same one can check its pid."),
     )
+    process_started = models.BigIntegerField(
+        null=True, blank=True, help_text=_("When its process started, in clock ticks after boot (tells a reused pid).")
+    )
     session_lock = models.BooleanField(
         default=False, help_text=_("It holds a database session lock for its lifetime (PostgreSQL, MySQL, MariaDB).")
     )

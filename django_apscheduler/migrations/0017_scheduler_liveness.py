@@ -1,4 +1,4 @@
-"""What peers need to notice a dead scheduler in seconds: its session lock, its pid namespace, when it died.
+"""What peers need to notice a dead scheduler in seconds: its session lock, its pid and process start, when it died.
 
 Rows of schedulers from before have no session lock and no namespace: they are
 judged by their heartbeat alone, as before.
@@ -23,6 +23,11 @@ class Migration(migrations.Migration):
             model_name='schedulerinstance',
             name='namespace',
             field=models.CharField(blank=True, default='', help_text="Its host's boot and pid namespace: peers with the same one can check its pid.", max_length=100),
+        ),
+        migrations.AddField(
+            model_name='schedulerinstance',
+            name='process_started',
+            field=models.BigIntegerField(blank=True, help_text='When its process started, in clock ticks after boot (tells a reused pid).', null=True),
         ),
         migrations.AddField(
             model_name='schedulerinstance',

@@ -35,11 +35,12 @@ def joined_membership():
     return member
 
 
-def peer(namespace="another-host", pid=1, seconds_since_beat=0.0, session_lock=True, started=None):
+def peer(namespace="another-host", pid=1, seconds_since_beat=0.0, session_lock=True, started=None, process_started=None):
     now = timezone.now()
     return SchedulerInstance.objects.create(
         host="peer",
         pid=pid,
+        process_started=process_started,
         started=started or now - timedelta(minutes=5),
         last_heartbeat=now - timedelta(seconds=seconds_since_beat),
         namespace=namespace,
@@ -139,17 +140,19 @@ def test_a_peer_on_this_host_whose_process_is_gone_is_dead_at_once():
 
 
 def test_a_reused_pid_counts_as_dead():
-    """The pid exists, but its process started after the scheduler registered: another program."""
+    """The pid exists, but its process started at another moment than the scheduler's: another program."""
     me = joined_membership()
     newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        reused = peer(
+        reused = peer(namespace=liveness.this_namespace(), pid=newcomer.pid, session_lock=False, process_started=1)
+        same = peer(
             namespace=liveness.this_namespace(),
             pid=newcomer.pid,
             session_lock=False,
-            started=timezone.now() - timedelta(minutes=10),
+            process_started=liveness._process_state(newcomer.pid)[1],
         )
         assert me.peers_gone() == {reused.pk}
+        assert SchedulerInstance.objects.get(pk=same.pk).died is None
     finally:
         newcomer.kill()
         newcomer.wait()
@@ -200,3 +203,61 @@ def test_a_scheduler_runs_and_stops_cleanly_with_use_tz_false(settings, schedule
     scheduler.shutdown()
     (row,) = SchedulerInstance.objects.all()
     assert row.stopped is not None and timezone.is_naive(row.stopped)
+
+
+@needs_sessions
+def test_no_peer_is_judged_by_its_session_while_ours_is_not_held():
+    """Our own connection dropped (a restart, a proxy reset): a free lock proves nothing until we hold ours again."""
+    me = joined_membership()
+    other = peer()
+    SchedulerInstance.objects.filter(pk=other.pk).update(last_heartbeat=timezone.now() + timedelta(seconds=1))
+    connection.close()  # our lock is gone with it; our memory still says "held"
+    assert me.peers_gone() == set()
+    assert SchedulerInstance.objects.get(pk=other.pk).died is None
+
+
+def test_a_scheduler_declared_dead_registers_again_and_carries_on():
+    me = joined_membership()
+    first = me.instance_id
+    SchedulerInstance.objects.filter(pk=first).update(died=timezone.now())  # a peer's mistake
+    membership.Heartbeat(me)._beat_and_look(lost_check_due=False)
+    assert me.instance_id != first and me.fires.scheduler_id == me.instance_id
+    assert SchedulerInstance.objects.alive().filter(pk=me.instance_id).exists()
+    if liveness.sessions_supported():
+        assert liveness.held_locks([me.instance_id]) == {me.instance_id}
+        assert SchedulerInstance.objects.get(pk=me.instance_id).session_lock
+
+
+@needs_sessions
+def test_a_lock_stuck_on_an_old_session_makes_the_scheduler_register_again(settings):
+    settings.APSCHEDULER_HEARTBEAT_TIMEOUT = 0.2
+    me = joined_membership()
+    first = me.instance_id
+    connection.close()
+    stale = HeldLock(first)  # an old session of ours the server has not noticed yet
+    stale.start()
+    assert stale.taken.wait(10)
+    try:
+        me.hold_session()
+        assert not me.may_claim() and me.instance_id == first
+        import time
+
+        time.sleep(0.3)
+        me.hold_session()
+        assert me.instance_id != first and me.may_claim()
+        assert SchedulerInstance.objects.get(pk=first).stopped is not None
+    finally:
+        stale.end.set()
+        stale.join(10)
+
+
+def test_a_scheduler_takes_its_lock_before_peers_may_judge_it(scheduler_factory):
+    scheduler = scheduler_factory()
+    scheduler.start()
+    member = scheduler._jobstores["default"]._membership
+    row = SchedulerInstance.objects.get(pk=member.instance_id)
+    assert row.session_lock == liveness.sessions_supported()  # set once taken, not at registration
+    assert row.process_started == liveness.this_process_started()
+    scheduler.shutdown()
+    row.refresh_from_db()
+    assert row.stopped is not None and row.died is None
