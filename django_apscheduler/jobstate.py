@@ -29,9 +29,10 @@ from .timezones import from_db
 
 # A fire later than this is not "late", it is another era: the grace time must be
 # smaller, or None ("however late"). APScheduler turns it into a timedelta at every
-# run, which overflows above about 2.7 million years; a bound far below that keeps
-# every date computation with it safe.
-MAX_MISFIRE_GRACE_TIME = 100 * 366 * 24 * 3600  # 100 years, in seconds
+# run, which overflows above about 8.6e13 seconds (timedelta.max); a bound well below
+# that keeps every date computation with it safe, and still admits the huge values
+# (10**10 and the like) that some 0.7-era jobs use to mean "however late".
+MAX_MISFIRE_GRACE_TIME = 10**12  # seconds: about 31,700 years
 # More concurrent instances of one job than any thread pool or worker fleet runs.
 MAX_INSTANCES = 100_000
 
@@ -132,7 +133,7 @@ def check_options(state: dict[str, Any], *, job_id: str = "") -> None:
     ):
         raise JobStateError(
             f"{label}misfire_grace_time must be a number of seconds between 1 and {MAX_MISFIRE_GRACE_TIME} "
-            f"(100 years), or None for 'however late'; got {grace!r}"
+            f"(about 31,700 years), or None for 'however late'; got {grace!r}"
         )
     instances = state.get("max_instances", 1)
     if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:

@@ -100,3 +100,9 @@ def test_a_bound_method_is_stored_with_its_instance():
     job = build_job("greet", BASE, IntervalTrigger(minutes=1, start_date=BASE, timezone=UTC), func=jobfuncs.Greeter("x").greet)
     restored = jobstate.restore("greet", BASE, jobstate.dump(job), scheduler=None, alias=None)
     assert restored.func(*restored.args) == "hello x"
+
+
+def test_a_0_7_era_huge_grace_time_is_still_accepted():
+    state = build_job("j", BASE, IntervalTrigger(minutes=1, start_date=BASE, timezone=UTC)).__getstate__()
+    state["misfire_grace_time"] = 10**10
+    jobstate.check_options(state)
