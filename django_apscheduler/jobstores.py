@@ -105,8 +105,6 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
         super().shutdown()
 
     def _should_stop(self) -> bool:
-        if self._scheduler is not None and self._scheduler.state != STATE_STOPPED:
-            self._scheduler_ran = True
         return (
             self._stopping.is_set()
             or (self._scheduler_ran and self._scheduler is not None and self._scheduler.state == STATE_STOPPED)
@@ -119,6 +117,8 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         fires = self._fires
+        if self._scheduler is not None and self._scheduler.state != STATE_STOPPED:
+            self._scheduler_ran = True
         if self._membership is not None and not self._membership.may_claim():
             return []  # peers could not tell it is alive (no session lock yet): it takes nothing
         if self._should_stop():

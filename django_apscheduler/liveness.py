@@ -202,14 +202,10 @@ class SessionLock:
         """Seconds since ``ensure`` last failed to take the lock without succeeding since (0: it holds it)."""
         return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
 
-    def forget(self) -> None:
-        """The connection failed: the lock may be gone with it; ``ensure`` takes it again."""
-        self._session, self.taken_at = None, None
-
     def release(self) -> None:
         if self._session is not None and self._session is connection.connection:
             try:
                 _release(self.instance_id)
             except Exception:  # the session ends with the process anyway
                 logger.debug("Could not release the session lock", exc_info=True)
-        self.forget()
+        self._session, self.taken_at = None, None

@@ -18,8 +18,10 @@ it stops. It holds everything a running scheduler keeps up besides its jobs:
 An idle scheduler costs its database what this thread does, so each of its ticks
 is one statement: a poll is one SELECT, and a heartbeat is one UPDATE that is
 written only if nothing needs the scheduler's attention (no job due sooner than
-planned, no silent peer's unfinished fire). Only when something does, it takes a
-closer look: writes the heartbeat, marks the lost fires and polls. On MySQL and
+planned, no silent peer's unfinished fire, no fire running on a peer). Only when
+something does, it takes a closer look: writes the heartbeat, checks which peers
+died (``liveness``), marks the lost fires and polls; so in a cluster that is
+running fires, every heartbeat is that closer look. On MySQL and
 MariaDB, whose UPDATEs lock the rows their subqueries read, a heartbeat is always
 that closer look, with the lost-fire check every half heartbeat timeout.
 """
@@ -41,17 +43,11 @@ from django.db.models import Exists, Q, Subquery
 from . import __version__, conf, fires, liveness, postgres
 from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
-from .querysets import is_alive
 from .timezones import db_now, from_db, to_db
 
 logger = logging.getLogger("django_apscheduler.membership")
 
-__all__ = ["Membership", "is_alive", "alive_schedulers", "earliest_due"]
-
-
-def alive_schedulers():
-    """Schedulers that are running now (``SchedulerQuerySet.alive``)."""
-    return SchedulerInstance.objects.alive()
+__all__ = ["Membership", "earliest_due"]
 
 
 def register_scheduler() -> SchedulerInstance:

@@ -25,8 +25,7 @@ from django.conf import settings
 from . import conf, jobstate, operations
 from .fires import wait_for_results
 from .jobstores import DjangoMemoryJobStore
-from .membership import alive_schedulers
-from .models import DjangoJob, DjangoJobExecution
+from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.runnow")
@@ -56,7 +55,7 @@ def run_jobs_now(job_ids: list[str], timeout: float | None = None) -> list[RunRe
     """Run each job once now; wait up to ``timeout`` seconds (default: the setting) for results."""
     if timeout is None:
         timeout = float(conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"))
-    if alive_schedulers().exists():
+    if SchedulerInstance.objects.alive().exists():
         return _hand_to_scheduler(job_ids, timeout)
     return _run_in_process(job_ids, timeout)
 
