@@ -65,3 +65,43 @@ def _describe_cron(trigger: CronTrigger) -> str:
     options.use_24hour_time_format = True
     options.throw_exception_on_parse_error = True
     return get_description(line, options)
+
+
+# Plain columns are for reading, not for running: long argument lists are cut.
+_MAX_ARGUMENTS_TEXT = 1_000
+_MAX_FUNC_REF = 500
+
+
+def describe_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A job state's plain columns: its function, its trigger in words, and its details.
+
+    Written beside the signed pickle each time the state is stored, so the admin's
+    pages and ``apscheduler list`` show a job without unpickling it (and without
+    importing its code).
+    """
+    call = [_safe_repr(arg) for arg in state.get("args", ())]
+    call += [f"{key}={_safe_repr(value)}" for key, value in state.get("kwargs", {}).items()]
+    arguments = f"({', '.join(call)})"
+    if len(arguments) > _MAX_ARGUMENTS_TEXT:
+        arguments = arguments[: _MAX_ARGUMENTS_TEXT - 1] + "…"
+    grace = state.get("misfire_grace_time")
+    return {
+        "func_ref": str(state.get("func", ""))[:_MAX_FUNC_REF],
+        "trigger_description": describe_trigger(state.get("trigger")),
+        "details": {
+            "name": str(state.get("name") or ""),
+            "trigger": str(state.get("trigger", "")),
+            "arguments": arguments,
+            "executor": str(state.get("executor", "default")),
+            "max_instances": state.get("max_instances", 1),
+            "coalesce": bool(state.get("coalesce", False)),
+            "misfire_grace_time": grace if isinstance(grace, int | float) else None,
+        },
+    }
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as error:  # noqa: BLE001 -- a user class's __repr__ may fail: the job is still fine
+        return f"<{type(value).__name__}: repr failed with {type(error).__name__}>"

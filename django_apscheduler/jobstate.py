@@ -1,14 +1,23 @@
-"""A stored job's state: the only module that pickles or unpickles it.
+"""A stored job's state: the only module that pickles or unpickles it, and signs it.
 
 ``DjangoJob.job_state`` holds APScheduler's own ``Job.__getstate__()`` dict,
-pickled. Everything that reads or writes that column (the claim, the job store,
-the operations, the admin, the command line) goes through these functions, so
-the rules live in one place:
+pickled, behind an HMAC-SHA256 signature keyed from ``SECRET_KEY``. Unpickling
+runs code named by the data, so a row is unpickled only when its signature shows
+that this package wrote it: a row written with plain SQL by someone who can write
+to the database but does not know the key is refused before pickle sees it.
+Everything that reads or writes that column (the claim, the job store, the
+operations, the admin, the command line) goes through these functions, so the
+rules live in one place:
 
 - ``dump`` refuses what cannot run once stored (APScheduler's own serialization
-  errors, options out of any sane range) before anything is written;
-- ``load`` raises ``JobStateError`` with a message that says why ("cannot be
-  loaded: ..."), whatever went wrong inside pickle or the import of user code;
+  errors, options out of any sane range, a state too big to claim quickly)
+  before anything is written, and returns the signed state together with the
+  plain columns (function, trigger in words, details) that pages show without
+  unpickling anything;
+- ``load`` checks the signature (``SECRET_KEY``, then each of
+  ``SECRET_KEY_FALLBACKS``), then raises ``JobStateError`` with a message that
+  says why ("cannot be loaded: ..."), whatever went wrong inside pickle or the
+  import of user code;
 - ``try_load`` returns ``(state, None)`` or ``(None, reason)`` for pages and lists
   that show a broken job instead of failing;
 - ``restore`` turns a stored row into a ``Job`` bound to a scheduler, with the
@@ -17,6 +26,7 @@ the rules live in one place:
 
 from __future__ import annotations
 
+import hmac
 import pickle
 from datetime import datetime
 from typing import Any
@@ -24,7 +34,10 @@ from typing import Any
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
+from django.conf import settings
+from django.utils.crypto import salted_hmac
 
+from .describe import describe_state
 from .timezones import from_db
 
 # A fire later than this is not "late", it is another era: the grace time must be
@@ -35,43 +48,125 @@ from .timezones import from_db
 MAX_MISFIRE_GRACE_TIME = 10**12  # seconds: about 31,700 years
 # More concurrent instances of one job than any thread pool or worker fleet runs.
 MAX_INSTANCES = 100_000
+# Every claim of a due job reads and unpickles its state, inside the claim
+# transaction: a state of megabytes would hold the database's write lock for
+# seconds and slow every other job's claim. Large data belongs in the caller's own
+# tables, with its key as the job's argument.
+MAX_STATE_BYTES = 1_000_000
+
+# Signed state: this prefix (format version 1), a 32-byte HMAC-SHA256 of the pickle,
+# then the pickle. Pickles of protocol 2 and later start with 0x80 and those of 0
+# and 1 with an opcode character, so an unsigned 0.7 row never looks signed. The
+# format is frozen: migration 0018 writes it too.
+SIGNATURE_PREFIX = b"das1"
+_DIGEST_SIZE = 32
+_SIGNING_SALT = "django_apscheduler.jobstate"
 
 
 class JobStateError(ValueError):
     """A stored job's state cannot be loaded, or a job's state cannot be stored."""
 
 
-def dump(job: Job, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
-    """Pickle ``job``'s state for the ``job_state`` column, after checking it can run.
+def dump(job: Job, protocol: int = pickle.HIGHEST_PROTOCOL) -> dict[str, Any]:
+    """The column values that store ``job``: its signed state and its plain description.
 
     Raises APScheduler's own errors for jobs it cannot serialize (lambdas, nested
-    functions), and ``JobStateError`` for options out of range. A method bound to
-    an instance is stored as APScheduler 3.8+ stores it: the class's function, with
-    the instance (which must be picklable) as its first argument.
+    functions), and ``JobStateError`` for options out of range or a state too big.
+    A method bound to an instance is stored as APScheduler 3.8+ stores it: the
+    class's function, with the instance (which must be picklable) as its first
+    argument.
     """
     state = job.__getstate__()
     return dump_state(state, protocol, job_id=job.id)
 
 
-def dump_state(state: dict[str, Any], protocol: int = pickle.HIGHEST_PROTOCOL, *, job_id: str = "") -> bytes:
-    """Pickle a state dict (as ``Job.__getstate__`` makes it) after ``check_options``.
+def dump_state(state: dict[str, Any], protocol: int = pickle.HIGHEST_PROTOCOL, *, job_id: str = "") -> dict[str, Any]:
+    """``dump`` for a state dict (as ``Job.__getstate__`` makes it).
 
     A trigger that stands in for another in memory only (``fires`` hands
     APScheduler one that yields just the claimed fires) says which one with
     ``stands_for``; that one is stored.
     """
-    check_options(state, job_id=job_id or str(state.get("id", "")))
+    job_id = job_id or str(state.get("id", ""))
+    check_options(state, job_id=job_id)
     trigger = state.get("trigger")
     stands_for = getattr(trigger, "stands_for", None)
     if stands_for is not None:
         state = {**state, "trigger": stands_for}
-    return pickle.dumps(state, protocol)
+    pickled = pickle.dumps(state, protocol)
+    if len(pickled) > MAX_STATE_BYTES:
+        raise JobStateError(
+            f"Job {job_id!r}: its state is {len(pickled):,} bytes pickled, over the limit of {MAX_STATE_BYTES:,}; "
+            "keep large data in your own tables and pass its key as the job's argument"
+        )
+    return {"job_state": sign(pickled), **plain_columns(state)}
+
+
+def plain_columns(state: dict[str, Any]) -> dict[str, Any]:
+    """The columns pages read instead of the pickle: function, trigger in words, details."""
+    return describe_state(state)
+
+
+def sign(pickled: bytes) -> bytes:
+    """``pickled`` behind a signature made with the current ``SECRET_KEY``."""
+    return SIGNATURE_PREFIX + _digest(pickled, settings.SECRET_KEY) + pickled
+
+
+def signed_with(job_state: bytes | memoryview) -> str | None:
+    """"current" or "fallback" for the key whose signature verifies; None for none."""
+    blob = bytes(job_state)
+    if not blob.startswith(SIGNATURE_PREFIX):
+        return None
+    digest, pickled = _split(blob)
+    for which, secret in _secrets():
+        if hmac.compare_digest(digest, _digest(pickled, secret)):
+            return which
+    return None
+
+
+def unsigned_payload(job_state: bytes | memoryview) -> bytes:
+    """The pickle in a row, with or without a (bad) signature: for an explicit re-sign only."""
+    blob = bytes(job_state)
+    return _split(blob)[1] if blob.startswith(SIGNATURE_PREFIX) else blob
+
+
+def verify(job_state: bytes | memoryview) -> bytes:
+    """The pickle inside a signed ``job_state``; ``JobStateError`` when the signature fails."""
+    blob = bytes(job_state)
+    if not blob.startswith(SIGNATURE_PREFIX):
+        raise JobStateError(
+            "cannot be loaded: its state is not signed, so it was not written by django-apscheduler "
+            "(or it predates migration 0018). It was not unpickled. If you trust this row, run "
+            "`manage.py apscheduler resign --trust-unsigned`"
+        )
+    if signed_with(blob) is None:
+        raise JobStateError(
+            "cannot be loaded: its signature does not verify with SECRET_KEY or any of SECRET_KEY_FALLBACKS "
+            "(it was written with another key, or changed outside django-apscheduler). It was not unpickled. "
+            "After a key change, put the old key in SECRET_KEY_FALLBACKS and run `manage.py apscheduler resign`"
+        )
+    return _split(blob)[1]
+
+
+def _split(blob: bytes) -> tuple[bytes, bytes]:
+    start = len(SIGNATURE_PREFIX)
+    return blob[start : start + _DIGEST_SIZE], blob[start + _DIGEST_SIZE :]
+
+
+def _digest(pickled: bytes, secret: str | bytes) -> bytes:
+    return salted_hmac(_SIGNING_SALT, pickled, secret=secret, algorithm="sha256").digest()
+
+
+def _secrets() -> list[tuple[str, str | bytes]]:
+    fallbacks = getattr(settings, "SECRET_KEY_FALLBACKS", None) or []
+    return [("current", settings.SECRET_KEY)] + [("fallback", key) for key in fallbacks]
 
 
 def load(job_state: bytes | memoryview) -> dict[str, Any]:
-    """Unpickle a ``job_state`` value; ``JobStateError`` says why it cannot be loaded."""
+    """Unpickle a signed ``job_state`` value; ``JobStateError`` says why it cannot be loaded."""
+    pickled = verify(job_state)
     try:
-        state = pickle.loads(bytes(job_state))
+        state = pickle.loads(pickled)
     except Exception as error:  # unpickling runs imports of user code: anything can fail
         raise JobStateError(f"cannot be loaded: {type(error).__name__}: {error}") from error
     if not isinstance(state, dict) or not isinstance(state.get("trigger"), BaseTrigger):

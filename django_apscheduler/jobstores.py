@@ -190,12 +190,12 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
 
     def add_job(self, job: Job) -> None:
         _check_job_id(job.id)
-        state = jobstate.dump(job, self.pickle_protocol)
+        columns = jobstate.dump(job, self.pickle_protocol)
 
         def insert() -> None:
             try:
                 with transaction.atomic():
-                    DjangoJob.objects.create(id=job.id, next_run_time=to_db(job.next_run_time), job_state=state)
+                    DjangoJob.objects.create(id=job.id, next_run_time=to_db(job.next_run_time), **columns)
             except IntegrityError:
                 # APScheduler's add_job(replace_existing=True) follows this error with
                 # update_job(job) in the same thread: remember that it is a replacement.
@@ -209,18 +209,18 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
         if self._fires.is_echo_of_update(job):
             return  # the claim already stored this next run time
         _check_job_id(job.id)
-        state = jobstate.dump(job, self.pickle_protocol)
+        columns = jobstate.dump(job, self.pickle_protocol)
         replacing = getattr(self._replacing, "job_id", None) == job.id
         self._replacing.job_id = None
-        updated = self._user_call(lambda: self._write_update(job, state, replacing), "updating a job")
+        updated = self._user_call(lambda: self._write_update(job, columns, replacing), "updating a job")
         if not updated:
             raise JobLookupError(job.id)
 
-    def _write_update(self, job: Job, state: bytes, replacing: bool) -> int:
+    def _write_update(self, job: Job, columns: dict[str, Any], replacing: bool) -> int:
         next_run_time = to_db(job.next_run_time)
         if replacing:
             next_run_time = self._kept_schedule(job, default=next_run_time)
-        return DjangoJob.objects.filter(pk=job.id).mark_repaired(next_run_time=next_run_time, job_state=state)
+        return DjangoJob.objects.filter(pk=job.id).mark_repaired(next_run_time=next_run_time, **columns)
 
     def _kept_schedule(self, job: Job, default: datetime | None) -> datetime | None:
         """The stored next run time, when add_job(replace_existing=True) re-adds the same job.

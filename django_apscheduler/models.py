@@ -30,7 +30,16 @@ class DjangoJob(models.Model):
         null=True,
         help_text=_("Date and time at which this job is scheduled to be executed next."),
     )
-    job_state = models.BinaryField()
+    job_state = models.BinaryField(help_text=_("APScheduler's job state, pickled, behind a signature keyed from SECRET_KEY."))
+    # Plain copies of what the state holds, written with it (jobstate.dump): pages and
+    # lists read these and never unpickle a row.
+    func_ref = models.CharField(
+        _("function"), max_length=500, blank=True, default="", help_text=_("The job's function, as module:name.")
+    )
+    trigger_description = models.TextField(_("trigger"), blank=True, default="", help_text=_("The trigger in words."))
+    details = models.JSONField(
+        default=dict, blank=True, help_text=_("Name, trigger, arguments and options, as text, for display.")
+    )
     broken = models.BooleanField(
         default=False,
         help_text=_("The job's function or arguments could not be loaded; it does not run until they can."),

@@ -147,8 +147,8 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
         misfire_grace_time=misfire_grace_time,
         next_run_time=next_run_time,
     )
-    job_state = jobstate.dump_state(state, job_id=job_id)
-    DjangoJob.objects.filter(pk=job_id).update(job_state=job_state, next_run_time=to_db(next_run_time))
+    columns = jobstate.dump_state(state, job_id=job_id)
+    DjangoJob.objects.filter(pk=job_id).update(next_run_time=to_db(next_run_time), **columns)
     return next_run_time
 
 
@@ -184,10 +184,10 @@ def create_job(
     # Set directly: Job's own setter converts through its scheduler's time zone, and
     # this job has no scheduler; the value is already aware.
     job.next_run_time = next_run_time
-    job_state = jobstate.dump(job)
+    columns = jobstate.dump(job)
     try:
         with transaction.atomic():
-            DjangoJob.objects.create(id=job_id, next_run_time=to_db(next_run_time), job_state=job_state)
+            DjangoJob.objects.create(id=job_id, next_run_time=to_db(next_run_time), **columns)
     except IntegrityError:
         raise ConflictingIdError(job_id) from None
     return next_run_time

@@ -39,3 +39,12 @@ def build_job(job_id, next_run_time, trigger, func=None, scheduler=None, **optio
     )
     values.update(options)
     return Job(scheduler or BackgroundScheduler(timezone=timezone.utc), **values)
+
+
+def signed_pickle(value):
+    """``value`` pickled and signed, as this package stores job state (a trusted row)."""
+    import pickle
+
+    from django_apscheduler import jobstate
+
+    return jobstate.sign(pickle.dumps(value))

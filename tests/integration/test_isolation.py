@@ -6,7 +6,6 @@ checks that the healthy jobs keep every fire, the bad one is kept and flagged wi
 its reason, and nothing of the bad one is consumed.
 """
 
-import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -17,7 +16,7 @@ from django_apscheduler import fires, jobstate
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
-from tests.helpers import build_job, wait_until
+from tests.helpers import build_job, signed_pickle, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -46,18 +45,18 @@ def store_row(job_id, job_state, next_run_time=BASE):
 
 
 BROKEN_STATES = {
-    "huge misfire grace time": lambda: pickle.dumps(state_of_a_healthy_job(misfire_grace_time=100_000_000_000_000)),
-    "negative misfire grace time": lambda: pickle.dumps(state_of_a_healthy_job(misfire_grace_time=-5)),
-    "zero max instances": lambda: pickle.dumps(state_of_a_healthy_job(max_instances=0)),
-    "huge max instances": lambda: pickle.dumps(state_of_a_healthy_job(max_instances=10**18)),
-    "a trigger that raises": lambda: pickle.dumps(state_of_a_healthy_job(trigger=jobfuncs.ExplodingTrigger())),
-    "an interval that overflows": lambda: pickle.dumps(
+    "huge misfire grace time": lambda: signed_pickle(state_of_a_healthy_job(misfire_grace_time=100_000_000_000_000)),
+    "negative misfire grace time": lambda: signed_pickle(state_of_a_healthy_job(misfire_grace_time=-5)),
+    "zero max instances": lambda: signed_pickle(state_of_a_healthy_job(max_instances=0)),
+    "huge max instances": lambda: signed_pickle(state_of_a_healthy_job(max_instances=10**18)),
+    "a trigger that raises": lambda: signed_pickle(state_of_a_healthy_job(trigger=jobfuncs.ExplodingTrigger())),
+    "an interval that overflows": lambda: signed_pickle(
         state_of_a_healthy_job(trigger=IntervalTrigger(weeks=600_000, start_date=BASE, timezone=UTC))
     ),
-    "state that unpickles to a number": lambda: pickle.dumps(42),
-    "state that unpickles to another dict": lambda: pickle.dumps({"version": 1}),
+    "state that unpickles to a number": lambda: signed_pickle(42),
+    "state that unpickles to another dict": lambda: signed_pickle({"version": 1}),
     "state that is not a pickle": lambda: b"\x00not a pickle",
-    "a function that vanished": lambda: pickle.dumps(state_of_a_healthy_job(func="tests.no_such_module:vanished")),
+    "a function that vanished": lambda: signed_pickle(state_of_a_healthy_job(func="tests.no_such_module:vanished")),
 }
 
 
@@ -141,7 +140,7 @@ def test_a_job_with_an_executor_this_scheduler_lacks_is_flagged_not_deleted():
     scheduler = BackgroundScheduler(timezone=UTC)
     store = DjangoJobStore()
     scheduler.add_jobstore(store, "default")
-    store_row("elsewhere", pickle.dumps(state_of_a_healthy_job("elsewhere", executor="celery")))
+    store_row("elsewhere", signed_pickle(state_of_a_healthy_job("elsewhere", executor="celery")))
     store_healthy_jobs(store)
     scheduler.start(paused=True)  # its executors exist; its loop claims nothing while paused
     try:
@@ -159,7 +158,7 @@ def test_a_bad_job_beside_healthy_ones_in_a_running_scheduler(scheduler_factory)
     now = datetime.now(UTC)
     store_row(
         "absurd",
-        pickle.dumps(
+        signed_pickle(
             dict(
                 state_of_a_healthy_job("absurd", misfire_grace_time=100_000_000_000_000),
                 trigger=IntervalTrigger(seconds=1, start_date=now, timezone=UTC),

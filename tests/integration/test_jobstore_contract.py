@@ -1,6 +1,5 @@
 """The APScheduler 3 job store contract (``BaseJobStore``), on whichever database DB selects."""
 
-import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
-from tests.helpers import build_job
+from tests.helpers import build_job, signed_pickle
 
 pytestmark = pytest.mark.django_db
 
@@ -188,7 +187,7 @@ def test_unimportable_function_is_kept_and_flagged(jobstore, make_job, caplog):
     job = make_job("gone", next_run_time=BASE)
     state = job.__getstate__()
     state["func"] = "tests.no_such_module:vanished"
-    DjangoJob.objects.create(id="gone", next_run_time=BASE, job_state=pickle.dumps(state))
+    DjangoJob.objects.create(id="gone", next_run_time=BASE, job_state=signed_pickle(state))
     jobstore.add_job(make_job("fine", next_run_time=BASE))
 
     assert [job.id for job in jobstore.get_due_jobs(BASE + timedelta(seconds=1))] == ["fine"]

@@ -360,7 +360,11 @@ def test_migrate_adds_only_our_migration(upgraded):
 
 
 def test_every_job_and_execution_survives_unchanged(upgraded):
-    assert upgraded.after["jobs"] == upgraded.seed["jobs"]
+    # The pickles are the same bytes; the upgrade signed each of them (migration 0018).
+    assert [job["signed"] for job in upgraded.seed["jobs"]] == [False] * len(JOB_IDS)
+    assert [job["signed"] for job in upgraded.after["jobs"]] == [True] * len(JOB_IDS)
+    unsigned = [{**job, "signed": None} for job in upgraded.after["jobs"]]
+    assert unsigned == [{**job, "signed": None} for job in upgraded.seed["jobs"]]
     assert upgraded.after["executions"] == upgraded.seed["executions"]
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from django_apscheduler import jobstate
 from django_apscheduler.fires import _ClaimedFiresTrigger, _RunTimeTracker
 from tests import jobfuncs
-from tests.helpers import build_job
+from tests.helpers import build_job, signed_pickle
 
 UTC = timezone.utc
 BASE = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def test_the_claimed_fires_trigger_is_never_stored():
     cron = CronTrigger(hour=3, timezone="Europe/Berlin")
     job = build_job("j", BASE, cron)
     job.trigger = _ClaimedFiresTrigger(cron, [BASE], BASE + timedelta(days=1))
-    state = pickle.loads(jobstate.dump(job))
+    state = jobstate.load(jobstate.dump(job)["job_state"])
     assert isinstance(state["trigger"], CronTrigger)
     assert str(state["trigger"]) == str(cron)
     assert str(job.trigger) == str(cron) and job.trigger.timezone == cron.timezone
@@ -68,10 +68,12 @@ def test_the_tracker_never_overflows_whatever_the_grace_time(grace):
 @pytest.mark.parametrize(
     "blob, reason",
     [
-        (pickle.dumps(42), "is a int, not a job"),
-        (pickle.dumps({"version": 1}), "not a job"),
-        (b"garbage", "cannot be loaded: UnpicklingError"),
-        (pickle.dumps({"trigger": "cron"}), "not a job"),
+        (signed_pickle(42), "is a int, not a job"),
+        (signed_pickle({"version": 1}), "not a job"),
+        (jobstate.sign(b"garbage"), "cannot be loaded: UnpicklingError"),
+        (signed_pickle({"trigger": "cron"}), "not a job"),
+        (b"garbage", "is not signed"),
+        (pickle.dumps({"trigger": "cron"}), "is not signed"),
     ],
 )
 def test_state_that_is_not_a_job_cannot_be_loaded_and_says_why(blob, reason):
@@ -98,7 +100,7 @@ def test_misfire_grace_time_is_accepted_only_within_bounds(grace):
 
 def test_a_bound_method_is_stored_with_its_instance():
     job = build_job("greet", BASE, IntervalTrigger(minutes=1, start_date=BASE, timezone=UTC), func=jobfuncs.Greeter("x").greet)
-    restored = jobstate.restore("greet", BASE, jobstate.dump(job), scheduler=None, alias=None)
+    restored = jobstate.restore("greet", BASE, jobstate.dump(job)["job_state"], scheduler=None, alias=None)
     assert restored.func(*restored.args) == "hello x"
 
 

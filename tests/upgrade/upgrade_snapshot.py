@@ -29,19 +29,36 @@ def _text(value):
     return None if value is None else str(value)
 
 
+# This package signs job state (migration 0018): the prefix "das1" and a 32-byte
+# HMAC before the pickle. Snapshots describe the pickle itself, and whether it is
+# signed, so that 0.7.0's rows and the upgraded ones compare.
+SIGNATURE_PREFIX = b"das1"
+SIGNATURE_LENGTH = len(SIGNATURE_PREFIX) + 32
+
+
+def _pickle_of(job_state):
+    blob = bytes(job_state)
+    signed = blob.startswith(SIGNATURE_PREFIX)
+    return (blob[SIGNATURE_LENGTH:] if signed else blob), signed
+
+
 def jobs():
     from django_apscheduler.models import DjangoJob
 
     rows = DjangoJob.objects.order_by("id").values_list("id", "next_run_time", "job_state")
-    return [
-        {
-            "id": job_id,
-            "next_run_time": _iso(next_run_time),
-            "job_state_sha256": hashlib.sha256(bytes(job_state)).hexdigest(),
-            "job_state_length": len(bytes(job_state)),
-        }
-        for job_id, next_run_time, job_state in rows
-    ]
+    described = []
+    for job_id, next_run_time, job_state in rows:
+        pickled, signed = _pickle_of(job_state)
+        described.append(
+            {
+                "id": job_id,
+                "next_run_time": _iso(next_run_time),
+                "job_state_sha256": hashlib.sha256(pickled).hexdigest(),
+                "job_state_length": len(pickled),
+                "signed": signed,
+            }
+        )
+    return described
 
 
 def executions():
