@@ -134,7 +134,8 @@ def make_store(args):
     return DjangoJobStore()
 
 
-def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: int | None) -> bytes:
+def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: int | None) -> dict:
+    """The state dict of a bench job, as ``Job.__getstate__`` makes it."""
     from apscheduler.job import Job
 
     job = Job(
@@ -151,7 +152,16 @@ def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: i
         max_instances=1,
         next_run_time=next_run_time,
     )
-    return pickle.dumps(job.__getstate__(), pickle.HIGHEST_PROTOCOL)
+    return job.__getstate__()
+
+
+def django_columns(state: dict) -> dict:
+    """The DjangoJob column values for a state: signed by this package, a bare pickle for 0.7.0."""
+    try:
+        from django_apscheduler.jobstate import dump_state
+    except ImportError:  # django-apscheduler 0.7.0 stores the bare pickle
+        return {"job_state": pickle.dumps(state, pickle.HIGHEST_PROTOCOL)}
+    return dump_state(state)
 
 
 def peak_rss_kb() -> int | None:
@@ -223,7 +233,11 @@ def cmd_seed(args) -> None:
                 conn.execute(
                     store.jobs_t.insert(),
                     [
-                        {"id": i, "next_run_time": datetime_to_utc_timestamp(n), "job_state": s}
+                        {
+                            "id": i,
+                            "next_run_time": datetime_to_utc_timestamp(n),
+                            "job_state": pickle.dumps(s, pickle.HIGHEST_PROTOCOL),
+                        }
                         for i, n, s in rows[start : start + 5000]
                     ],
                 )
@@ -235,7 +249,7 @@ def cmd_seed(args) -> None:
 
         with transaction.atomic():
             DjangoJob.objects.bulk_create(
-                (DjangoJob(id=i, next_run_time=n, job_state=s) for i, n, s in rows), batch_size=2000
+                (DjangoJob(id=i, next_run_time=n, **django_columns(s)) for i, n, s in rows), batch_size=2000
             )
     print(json.dumps({"seeded": len(rows)}))
 
