@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from cron_descriptor import Options, get_description
 
 from . import crontab
+from .fingerprint import trigger_fingerprint
 from .util import get_local_dt_format
 
 
@@ -77,27 +78,48 @@ def describe_state(state: dict[str, Any]) -> dict[str, Any]:
 
     Written beside the signed pickle each time the state is stored, so the admin's
     pages and ``apscheduler list`` show a job without unpickling it (and without
-    importing its code).
+    importing its code). ``details`` also holds what the schedule editor starts
+    from and the trigger's fingerprint, which tells whether a declared job was
+    edited in the admin.
     """
-    call = [_safe_repr(arg) for arg in state.get("args", ())]
-    call += [f"{key}={_safe_repr(value)}" for key, value in state.get("kwargs", {}).items()]
-    arguments = f"({', '.join(call)})"
-    if len(arguments) > _MAX_ARGUMENTS_TEXT:
-        arguments = arguments[: _MAX_ARGUMENTS_TEXT - 1] + "…"
     grace = state.get("misfire_grace_time")
+    trigger = state.get("trigger")
     return {
         "func_ref": str(state.get("func", ""))[:_MAX_FUNC_REF],
-        "trigger_description": describe_trigger(state.get("trigger")),
+        "trigger_description": describe_trigger(trigger),
         "details": {
             "name": str(state.get("name") or ""),
-            "trigger": str(state.get("trigger", "")),
-            "arguments": arguments,
+            "trigger": str(trigger),
+            "arguments": arguments_text(state.get("args", ()), state.get("kwargs", {})),
             "executor": str(state.get("executor", "default")),
             "max_instances": state.get("max_instances", 1),
             "coalesce": bool(state.get("coalesce", False)),
             "misfire_grace_time": grace if isinstance(grace, int | float) else None,
+            "schedule": _schedule_of(trigger),
+            "trigger_fingerprint": [str(part) for part in trigger_fingerprint(trigger)],
         },
     }
+
+
+def arguments_text(args: Any, kwargs: Any) -> str:
+    """A job's arguments as a call reads them: ``(1, 'a', key=2)``; long lists are cut."""
+    call = [_safe_repr(arg) for arg in args or ()]
+    call += [f"{key}={_safe_repr(value)}" for key, value in dict(kwargs or {}).items()]
+    text = f"({', '.join(call)})"
+    if len(text) > _MAX_ARGUMENTS_TEXT:
+        text = text[: _MAX_ARGUMENTS_TEXT - 1] + "…"
+    return text
+
+
+def _schedule_of(trigger: Any) -> dict[str, Any]:
+    """What the schedule editor shows for this trigger, in plain values."""
+    if isinstance(trigger, CronTrigger):
+        return {"kind": "cron", "crontab": crontab.to_line(trigger) or ""}  # none: the editor starts empty
+    if isinstance(trigger, IntervalTrigger):
+        return {"kind": "interval", "seconds": int(trigger.interval.total_seconds())}
+    if isinstance(trigger, DateTrigger):
+        return {"kind": "date", "run_date": trigger.run_date.isoformat()}
+    return {}
 
 
 def _safe_repr(value: Any) -> str:

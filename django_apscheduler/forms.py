@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import inspect
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from django import forms
@@ -127,21 +126,23 @@ class ScheduleForm(forms.Form):
         return DateTrigger(run_date=when, timezone=_zone())
 
     @staticmethod
-    def initial_for(state: dict[str, Any]) -> dict[str, Any]:
-        """Initial values that describe a stored job's trigger and options."""
-        trigger = state.get("trigger")
+    def initial_for(details: dict[str, Any]) -> dict[str, Any]:
+        """Initial values from a stored job's plain details (``DjangoJob.details``): nothing is unpickled."""
         initial: dict[str, Any] = {
-            "max_instances": state.get("max_instances", 1),
-            "coalesce": state.get("coalesce", False),
-            "misfire_grace_time": state.get("misfire_grace_time"),
+            "max_instances": details.get("max_instances", 1),
+            "coalesce": details.get("coalesce", False),
+            "misfire_grace_time": details.get("misfire_grace_time"),
         }
-        if isinstance(trigger, CronTrigger):
-            initial.update(kind="cron", crontab=crontab.to_line(trigger) or "")  # none: the editor starts empty
-        elif isinstance(trigger, IntervalTrigger):
-            every, unit = _largest_unit(trigger.interval)
+        schedule = details.get("schedule") or {}
+        kind = schedule.get("kind")
+        if kind == "cron":
+            initial.update(kind="cron", crontab=schedule.get("crontab", ""))
+        elif kind == "interval":
+            every, unit = _largest_unit(timedelta(seconds=schedule.get("seconds", 60)))
             initial.update(kind="interval", every=every, unit=unit)
-        elif isinstance(trigger, DateTrigger):
-            initial.update(kind="date", run_date=timezone.localtime(trigger.run_date) if settings.USE_TZ else trigger.run_date)
+        elif kind == "date":
+            run_date = datetime.fromisoformat(schedule["run_date"])
+            initial.update(kind="date", run_date=timezone.localtime(run_date) if settings.USE_TZ else run_date)
         return initial
 
 

@@ -132,20 +132,31 @@ def unsigned_payload(job_state: bytes | memoryview) -> bytes:
 
 def verify(job_state: bytes | memoryview) -> bytes:
     """The pickle inside a signed ``job_state``; ``JobStateError`` when the signature fails."""
-    blob = bytes(job_state)
+    problem = signature_problem(job_state)
+    if problem is not None:
+        raise JobStateError(problem)
+    return _split(bytes(job_state))[1]
+
+
+def signature_problem(job_state: bytes | memoryview | None) -> str | None:
+    """Why a stored state must not be unpickled (its signature), or None when it may.
+
+    Cheap (one HMAC, nothing unpickled), so pages and lists check every row they show.
+    """
+    blob = bytes(job_state or b"")
     if not blob.startswith(SIGNATURE_PREFIX):
-        raise JobStateError(
+        return (
             "cannot be loaded: its state is not signed, so it was not written by django-apscheduler "
             "(or it predates migration 0018). It was not unpickled. If you trust this row, run "
-            "`manage.py apscheduler resign --trust-unsigned`"
+            "`manage.py apscheduler resign --trust-unverified JOB_ID`"
         )
     if signed_with(blob) is None:
-        raise JobStateError(
+        return (
             "cannot be loaded: its signature does not verify with SECRET_KEY or any of SECRET_KEY_FALLBACKS "
             "(it was written with another key, or changed outside django-apscheduler). It was not unpickled. "
             "After a key change, put the old key in SECRET_KEY_FALLBACKS and run `manage.py apscheduler resign`"
         )
-    return _split(blob)[1]
+    return None
 
 
 def _split(blob: bytes) -> tuple[bytes, bytes]:

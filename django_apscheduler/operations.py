@@ -21,7 +21,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
 from . import jobstate
-from .describe import describe_trigger
 from .models import DjangoJob, DjangoJobExecution
 from .timezones import to_db, utc_now
 
@@ -63,14 +62,16 @@ def list_jobs() -> list[JobSummary]:
 
 
 def _summarize(row: WithAnnotations[DjangoJob, _LastStatus]) -> JobSummary:
-    state, _reason = jobstate.try_load(row.job_state)
-    trigger = describe_trigger(state["trigger"]) if state is not None else "(cannot be loaded)"
-    if row.broken:
+    """A row in words, from its plain columns: nothing is unpickled, no user code imported."""
+    problem = jobstate.signature_problem(row.job_state)
+    if row.broken or problem is not None:
         job_state = "broken"
     elif row.next_run_time is None:
         job_state = "paused"
     else:
         job_state = "scheduled"
+    # The plain columns of a row that no key verifies were not written by this package.
+    trigger = "(not verified)" if problem is not None else row.trigger_description or "(unknown)"
     return JobSummary(row.id, trigger, row.next_run_time, job_state, row.last_status)
 
 
@@ -191,3 +192,59 @@ def create_job(
     except IntegrityError:
         raise ConflictingIdError(job_id) from None
     return next_run_time
+
+
+@dataclass
+class ResignReport:
+    """What ``resign_jobs`` did, row by row."""
+
+    current: list[str]  # signed with SECRET_KEY already: left as they were
+    resigned: list[str]  # signed with a fallback key (or trusted on request): now signed with SECRET_KEY
+    refused: list[str]  # no key verifies them and they were not trusted: left as they were, never unpickled
+    broken: dict[str, str]  # signed now, but cannot be loaded here (their code does not import): the reason
+
+
+def resign_jobs(job_ids: list[str] | None = None, *, trust_unverified: bool = False) -> ResignReport:
+    """Sign stored job states with the current ``SECRET_KEY``, after a key change.
+
+    A state signed with one of ``SECRET_KEY_FALLBACKS`` is re-signed with
+    ``SECRET_KEY``; once every row is, the old key can leave the fallbacks. A state
+    that no key verifies (unsigned, or written with a key that is gone) is left
+    alone unless ``trust_unverified`` says the operator checked where it came from:
+    only then is it signed, which is what lets it be unpickled. Each re-signed
+    state is loaded once (this process runs the project's code) to refresh its
+    plain columns and its broken flag.
+    """
+    rows = DjangoJob.objects.order_by("pk")
+    if job_ids:
+        require_jobs(job_ids)
+        rows = rows.filter(pk__in=job_ids)
+    report = ResignReport([], [], [], {})
+    for job_id in rows.values_list("pk", flat=True).iterator():
+        job_state = DjangoJob.objects.filter(pk=job_id).values_list("job_state", flat=True).first()
+        if job_state is None:
+            continue  # deleted meanwhile
+        which = jobstate.signed_with(job_state)
+        if which == "current":
+            report.current.append(job_id)
+            continue
+        if which is None and not trust_unverified:
+            report.refused.append(job_id)
+            continue
+        reason = _store_resigned(job_id, jobstate.sign(jobstate.unsigned_payload(job_state)))
+        report.resigned.append(job_id)
+        if reason is not None:
+            report.broken[job_id] = reason
+    return report
+
+
+def _store_resigned(job_id: str, signed: bytes) -> str | None:
+    """Write a re-signed state with fresh plain columns; the reason when it cannot be loaded."""
+    state, reason = jobstate.try_load(signed)
+    if state is None:
+        assert reason is not None
+        DjangoJob.objects.filter(pk=job_id).update(job_state=signed)
+        DjangoJob.objects.filter(pk=job_id).mark_broken(reason)
+        return reason
+    DjangoJob.objects.filter(pk=job_id).mark_repaired(job_state=signed, **jobstate.plain_columns(state))
+    return None

@@ -38,6 +38,7 @@ from apscheduler.triggers.base import BaseTrigger
 from django.utils.module_loading import autodiscover_modules
 
 from . import conf
+from .describe import arguments_text
 from .fingerprint import trigger_fingerprint
 from .models import DjangoJob
 
@@ -133,11 +134,23 @@ def code_declaration(job_id: str) -> CodeDeclaration | None:
     return CodeDeclaration(declared, trigger, describe_trigger(trigger), options)
 
 
-def differs_from_code(state: dict[str, Any], declaration: CodeDeclaration) -> bool:
-    """True when a stored job (``state`` is its unpickled state) has another trigger or options than the code's."""
-    if trigger_fingerprint(state.get("trigger")) != trigger_fingerprint(declaration.trigger):
+def details_differ_from_code(details: dict[str, Any], declaration: CodeDeclaration) -> bool:
+    """True when a stored job has another trigger or options than the code declares.
+
+    Read from the job's plain details (``DjangoJob.details``): nothing is unpickled.
+
+    Details written before they held a fingerprint cannot tell: such a job is taken as unchanged.
+    """
+    stored_fingerprint = details.get("trigger_fingerprint")
+    if stored_fingerprint is None:
+        return False
+    if stored_fingerprint != [str(part) for part in trigger_fingerprint(declaration.trigger)]:
         return True
-    return any(state.get(key) != value for key, value in _options_of(declaration.declared).items())
+    wanted = _options_of(declaration.declared)
+    if "args" in wanted or "kwargs" in wanted:
+        if details.get("arguments") != arguments_text(wanted.get("args", ()), wanted.get("kwargs", {})):
+            return True
+    return any(details.get(key) != value for key, value in wanted.items() if key not in ("args", "kwargs"))
 
 
 def sync_when_started(scheduler: BaseScheduler, jobstore: str = "default") -> None:

@@ -24,7 +24,7 @@ from django.contrib import admin
 from ..models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from ..querysets import is_alive
 from .executions import DjangoJobExecutionAdmin, JobIdFilter
-from .jobs import DjangoJobAdmin, annotate_job_summary, describe_job_state, describe_run_result, report_run_results
+from .jobs import DjangoJobAdmin, annotate_job_summary, describe_run_result, report_run_results
 from .schedulers import SchedulerInstanceAdmin
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "JobIdFilter",
     "SchedulerInstanceAdmin",
     "annotate_job_summary",
-    "describe_job_state",
     "describe_run_result",
     "is_alive",
     "report_run_results",

@@ -99,7 +99,7 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             _("Definition"),
             {"fields": ("function", "trigger", "arguments", "options", "declared", "code_declaration", "history")},
         ),
-        (_("Health"), {"fields": ("broken", "broken_reason", "run_requested_at")}),
+        (_("Health"), {"fields": ("broken_flag", "broken_reason_text", "run_requested_at")}),
     )
     readonly_fields = (
         "id",
@@ -117,8 +117,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         "trigger",
         "arguments",
         "options",
-        "broken",
-        "broken_reason",
+        "broken_flag",
+        "broken_reason_text",
     )
 
     def get_urls(self) -> list:
@@ -134,11 +134,12 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             # ModelAdmin's own "does not exist" redirect, as its change view uses; a private
             # helper (Django 4.2 and later have it) that django-stubs does not declare.
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
-        state, _reason = jobstate.try_load(job.job_state)
-        if state is None:
+        problem = jobstate.signature_problem(job.job_state)
+        if problem is not None:
             self.message_user(request, gettext("This job cannot be loaded, so its schedule cannot be edited."), messages.ERROR)
             return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
-        form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(state))
+        # The form starts from the plain columns; only saving loads the (verified) state.
+        form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(job.details or {}))
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             next_run_time = operations.reschedule(
@@ -162,7 +163,7 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             "job": job,
             "form": form,
             "title": gettext("Edit the schedule of %(job)s") % {"job": job.pk},
-            "current": describe_trigger(state.get("trigger")),
+            "current": job.trigger_description or "-",
             "next_run": self.next_run(job),
             "code_declaration": _readable_declaration(job.pk) if job.declared else None,
         }
@@ -213,8 +214,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, gettext("Edit schedule"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DjangoJob]:
-        # The list needs the pickled state for the trigger in words: it is loaded
-        # with the page's rows (one query), never per row.
+        # Pages show the plain columns; the state itself is read only to check each
+        # shown row's signature (an HMAC, never unpickled).
         return annotate_job_summary(super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -287,28 +288,22 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
     @admin.display(description=_("broken"), ordering="broken")
     def broken_flag(self, obj: DjangoJob) -> SafeString | None:
         """Shown only for broken jobs, in red: a column of red crosses for healthy jobs would alarm."""
-        if not obj.broken:
+        reason = _broken_reason(obj)
+        if reason is None:
             return None  # the admin's "-", on every Django version
-        return format_html('<strong style="color: {};" title="{}">{}</strong>', STATUS_COLORS[DjangoJobExecution.ERROR], obj.broken_reason, gettext("broken"))
+        return format_html('<strong style="color: {};" title="{}">{}</strong>', STATUS_COLORS[DjangoJobExecution.ERROR], reason, gettext("broken"))
+
+    @admin.display(description=_("why broken"))
+    def broken_reason_text(self, obj: DjangoJob) -> str | None:
+        return _broken_reason(obj)
 
     @admin.display(description=_("name"))
     def job_name(self, obj: DjangoJob) -> str:
-        state = self._state(obj)
-        return state.get("name") or "-" if state else "-"
+        return _plain(obj).get("name") or "-"
 
     @admin.display(description=_("trigger"))
     def trigger_words(self, obj: DjangoJob) -> str:
-        state = self._state(obj)
-        return describe_trigger(state["trigger"]) if state else "-"
-
-    @staticmethod
-    def _state(obj: DjangoJob) -> dict | None:
-        """The unpickled job state, once per row; None when user code cannot be imported."""
-        # Cached in the instance's own namespace: a page attribute, not a model field.
-        cache = vars(obj)
-        if "_admin_state" not in cache:
-            cache["_admin_state"], _reason = jobstate.try_load(obj.job_state)  # the broken flag says why
-        return cache["_admin_state"]
+        return obj.trigger_description if _verified(obj) and obj.trigger_description else "-"
 
     @admin.display(description=_("success rate"), ordering="successful_runs")
     def success_rate(self, obj: DjangoJob) -> str | None:
@@ -334,19 +329,22 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
 
     @admin.display(description=_("function"))
     def function(self, obj: DjangoJob) -> str:
-        return self._definition(obj).get("func", "")
+        return obj.func_ref if _verified(obj) and obj.func_ref else "-"
 
     @admin.display(description=_("trigger"))
     def trigger(self, obj: DjangoJob) -> str:
-        return self._definition(obj).get("trigger", "")
+        return _plain(obj).get("trigger") or "-"
 
     @admin.display(description=_("arguments"))
     def arguments(self, obj: DjangoJob) -> str:
-        return self._definition(obj).get("arguments", "")
+        return _plain(obj).get("arguments") or "-"
 
     @admin.display(description=_("options"))
     def options(self, obj: DjangoJob) -> str:
-        return self._definition(obj).get("options", "")
+        details = _plain(obj)
+        if not details:
+            return "-"
+        return ", ".join(f"{key}={details.get(key)!r}" for key in ("executor", "max_instances", "coalesce", "misfire_grace_time"))
 
     @admin.display(description=_("declared in code"))
     def code_declaration(self, obj: DjangoJob) -> SafeString | None:
@@ -372,8 +370,7 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                 gettext("Declared in code with @job (no jobs.py of this web process declares it)."),
                 overrides,
             )
-        state = self._state(obj)
-        edited = state is not None and registry.differs_from_code(state, declaration)
+        edited = _verified(obj) and registry.details_differ_from_code(obj.details or {}, declaration)
         return format_html(
             "<p>{}</p><p>{}</p>{}",
             gettext("Declared in code with @job: %(trigger)s; options: %(options)s.")
@@ -386,15 +383,6 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             if edited
             else "",
         )
-
-    def _definition(self, obj: DjangoJob) -> dict[str, str]:
-        """The job's definition in words, unpickled once per page (four fields use it)."""
-        cache = vars(obj)  # as in _state
-        cached: dict[str, str] | None = cache.get("_admin_definition")
-        if cached is None:
-            cached = describe_job_state(bytes(obj.job_state))
-            cache["_admin_definition"] = cached
-        return cached
 
     # --- actions ---
 
@@ -440,30 +428,30 @@ def _readable_declaration(job_id: str) -> registry.CodeDeclaration | None:
         return None
 
 
-def describe_job_state(job_state: bytes) -> dict[str, str]:
-    """Function, trigger, arguments and options of a stored job, as plain text.
+def _signature_problem(obj: DjangoJob) -> str | None:
+    """Why the row's state must not be unpickled; checked once per row and page."""
+    cache = vars(obj)  # a page attribute kept on the instance, not a model field
+    if "_admin_signature_problem" not in cache:
+        cache["_admin_signature_problem"] = jobstate.signature_problem(obj.job_state)
+    return cache["_admin_signature_problem"]
 
-    A job whose function or argument classes cannot be imported cannot be
-    unpickled either: the page then says why instead of failing.
-    """
-    state, reason = jobstate.try_load(job_state)
-    if state is None:
-        assert reason is not None  # try_load gives a reason whenever it gives no state
-        return {"func": reason[:1].upper() + reason[1:]}
-    call = [repr(arg) for arg in state.get("args", ())]
-    call += [f"{key}={value!r}" for key, value in state.get("kwargs", {}).items()]
-    options = {
-        "executor": state.get("executor"),
-        "max_instances": state.get("max_instances"),
-        "coalesce": state.get("coalesce"),
-        "misfire_grace_time": state.get("misfire_grace_time"),
-    }
-    return {
-        "func": str(state.get("func", "")),
-        "trigger": str(state.get("trigger", "")),
-        "arguments": f"({', '.join(call)})",
-        "options": ", ".join(f"{key}={value!r}" for key, value in options.items()),
-    }
+
+def _verified(obj: DjangoJob) -> bool:
+    """True when this package wrote the row's state, so its plain columns describe it."""
+    return _signature_problem(obj) is None
+
+
+def _plain(obj: DjangoJob) -> dict:
+    """The row's plain details; none for a row whose state no key verifies (not ours to describe)."""
+    return (obj.details or {}) if _verified(obj) else {}
+
+
+def _broken_reason(obj: DjangoJob) -> str | None:
+    """Why the job cannot run: the scheduler's flag, or a state that no key verifies."""
+    if obj.broken:
+        return obj.broken_reason or gettext("flagged broken by a scheduler")
+    problem = _signature_problem(obj)
+    return problem[:1].upper() + problem[1:] if problem else None
 
 
 def report_run_results(

@@ -39,6 +39,18 @@ class Command(BaseCommand):
         prune = commands.add_parser("prune", help="Delete execution history older than --max-age seconds.")
         prune.add_argument("--max-age", type=int, default=ONE_WEEK, help=f"Seconds (default {ONE_WEEK}, one week).")
         commands.add_parser("status", help="Show schedulers; exit 1 when none is alive (for health checks).")
+        resign = commands.add_parser(
+            "resign",
+            help="Sign stored job states with the current SECRET_KEY (after a key change: the old key in "
+            "SECRET_KEY_FALLBACKS).",
+        )
+        resign.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="Only these jobs (default: every job).")
+        resign.add_argument(
+            "--trust-unverified",
+            action="store_true",
+            help="Also sign states that no key verifies (unsigned, or signed with a key that is gone). Only for "
+            "rows whose origin you checked: signing them lets them be unpickled, which runs code they name.",
+        )
 
     def handle(self, *args, subcommand, **options):
         _show_lifecycle_logs(options["verbosity"])
@@ -124,6 +136,26 @@ class Command(BaseCommand):
         if not alive:
             raise CommandError("No scheduler is alive.", returncode=1)
         self.stdout.write(f"{len(alive)} scheduler(s) alive.")
+
+    def handle_resign(self, job_ids, trust_unverified, **options):
+        report = operations.resign_jobs(job_ids, trust_unverified=trust_unverified)
+        for job_id in report.resigned:
+            reason = report.broken.get(job_id)
+            suffix = f", but it {reason}" if reason else ""
+            self.stdout.write(f"{job_id}: signed with the current SECRET_KEY{suffix}")
+        for job_id in report.refused:
+            self.stderr.write(f"{job_id}: no key verifies its state; left as it is (never unpickled)")
+        self.stdout.write(
+            f"{len(report.resigned)} re-signed, {len(report.current)} already signed with SECRET_KEY, "
+            f"{len(report.refused)} left unverified."
+        )
+        if report.refused:
+            raise CommandError(
+                "Some states are not verified by SECRET_KEY or SECRET_KEY_FALLBACKS. Put the key they were "
+                "written with in SECRET_KEY_FALLBACKS, or, if you know where they came from, rerun with "
+                "--trust-unverified JOB_ID ...",
+                returncode=1,
+            )
 
     def _write_table(self, rows):
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
