@@ -14,15 +14,16 @@ from django.utils.translation import gettext
 from ..models import DjangoJobExecution
 from ..util import get_local_dt_format
 
-# Colours of the statuses, chosen to read at a glance: green went well, red went
-# wrong, orange was skipped, blue-grey is still under way.
-STATUS_COLORS: dict[str, str] = {
-    DjangoJobExecution.SUCCESS: "#2e7d32",
-    DjangoJobExecution.ERROR: "#c62828",
-    DjangoJobExecution.LOST: "#c62828",
-    DjangoJobExecution.MISSED: "#ef6c00",
-    DjangoJobExecution.MAX_INSTANCES: "#ef6c00",
-    DjangoJobExecution.SENT: "#546e7a",
+# The colour class of each status (admin.css): green went well, red went wrong,
+# orange was skipped, blue-grey is still under way. Classes rather than inline
+# colours, so that each theme (light, dark) gets colours that read on it.
+STATUS_CLASSES: dict[str, str] = {
+    DjangoJobExecution.SUCCESS: "das-status-success",
+    DjangoJobExecution.ERROR: "das-status-error",
+    DjangoJobExecution.LOST: "das-status-error",
+    DjangoJobExecution.MISSED: "das-status-skipped",
+    DjangoJobExecution.MAX_INSTANCES: "das-status-skipped",
+    DjangoJobExecution.SENT: "das-status-running",
 }
 STATUS_LABELS = dict(DjangoJobExecution.STATUS_CHOICES)
 
@@ -40,9 +41,14 @@ def colored_status(status: str | None) -> SafeString | None:
     """A status in its colour; None (shown as the empty value) for a job never run."""
     if not status:
         return None
-    color = STATUS_COLORS.get(status, "inherit")
     label = STATUS_LABELS.get(status, status)
-    return format_html('<span style="color: {}; font-weight: bold;">{}</span>', color, label)
+    return format_html('<span class="das-status {}">{}</span>', STATUS_CLASSES.get(status, ""), label)
+
+
+class StatusStyles:
+    """The stylesheet of the status colours, for each admin's ``Media``."""
+
+    css = {"all": ["django_apscheduler/admin.css"]}
 
 
 def format_seconds(value: Decimal | float | None) -> str | None:

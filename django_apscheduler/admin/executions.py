@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from ..compat import ExecutionAdminCompat
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import to_db
-from .common import EXCEPTION_PREVIEW_CHARS, colored_status, format_seconds, local_time
+from .common import EXCEPTION_PREVIEW_CHARS, StatusStyles, colored_status, format_seconds, local_time
 
 # --- executions ---------------------------------------------------------------------------
 
@@ -66,6 +66,7 @@ class DjangoJobExecutionAdmin(ExecutionAdminCompat, admin.ModelAdmin):
     # date_hierarchy because it filters with plain ranges, which work on MySQL and
     # MariaDB even without their time zone tables.
     list_filter = (JobIdFilter, "status", ("run_time", admin.DateFieldListFilter))
+    Media = StatusStyles
     # "job__id" compares the local job_id column: Django trims the join, so the
     # history of deleted jobs is found too.
     search_fields = ("job__id",)

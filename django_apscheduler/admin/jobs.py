@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Avg, Count, F, OuterRef, QuerySet, Subquery
+from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -24,18 +26,68 @@ from ..compat import JobAdminCompat
 from ..describe import describe_trigger
 from ..forms import CreateJobForm, ScheduleForm
 from ..models import DjangoJob, DjangoJobExecution
+from ..timezones import from_db, utc_now
 from ..util import get_local_dt_format
 from .common import (
     RECENT_RUNS,
-    STATUS_COLORS,
     STATUS_LABELS,
+    StatusStyles,
     change_permission_codename,
     colored_status,
     format_seconds,
     local_time,
 )
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 # --- jobs ---------------------------------------------------------------------------------
+
+
+def overdue_after() -> timedelta:
+    """How late a next run may be before the list marks it overdue.
+
+    A live scheduler claims a due fire within its poll interval (at once on
+    PostgreSQL); a run later than that, by a margin for a busy machine, means no
+    scheduler is taking it.
+    """
+    return timedelta(seconds=2 * float(conf.get("APSCHEDULER_POLL_INTERVAL")) + 5)
+
+
+class JobStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return [("active", _("active")), ("paused", _("paused"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
+        if self.value() == "active":
+            return queryset.filter(next_run_time__isnull=False)
+        if self.value() == "paused":
+            return queryset.filter(next_run_time__isnull=True)
+        return queryset
+
+
+class LastStatusFilter(admin.SimpleListFilter):
+    """By the status of each job's newest execution (the list's "last status" column)."""
+
+    title = _("last status")
+    parameter_name = "last_status"
+    NEVER_RUN = "never"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
+        return [*DjangoJobExecution.STATUS_CHOICES, (self.NEVER_RUN, _("never run"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
+        # ``last_status`` is annotate_job_summary's annotation, which the typing
+        # plugin cannot see on a plain QuerySet[DjangoJob]; Q(tuple) keeps it a lookup.
+        value = self.value()
+        if value == self.NEVER_RUN:
+            return queryset.filter(Q(("last_status__isnull", True)))
+        if value in STATUS_LABELS:
+            return queryset.filter(Q(("last_status", value)))
+        return queryset
 
 
 def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
@@ -85,7 +137,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         "average_duration_column",
         "broken_flag",
     )
-    list_filter = ("broken", "declared")
+    list_filter = (JobStateFilter, LastStatusFilter, "broken", "declared")
+    Media = StatusStyles
     search_fields = ("id",)
     # Soonest first and paused jobs (no next run) last, the same on every database.
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
@@ -280,10 +333,13 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
     # --- columns ---
 
     @admin.display(description=_("next run"), ordering=F("next_run_time").asc(nulls_last=True))
-    def next_run(self, obj: DjangoJob) -> str:
+    def next_run(self, obj: DjangoJob) -> str | SafeString:
         if obj.next_run_time is None:
             return gettext("paused")
-        return get_local_dt_format(obj.next_run_time)
+        when = get_local_dt_format(obj.next_run_time)
+        if from_db(obj.next_run_time) < utc_now() - overdue_after():
+            return format_html('{} <span class="das-overdue">{}</span>', when, gettext("overdue"))
+        return when
 
     @admin.display(description=_("broken"), ordering="broken")
     def broken_flag(self, obj: DjangoJob) -> SafeString | None:
@@ -291,7 +347,7 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         reason = _broken_reason(obj)
         if reason is None:
             return None  # the admin's "-", on every Django version
-        return format_html('<strong style="color: {};" title="{}">{}</strong>', STATUS_COLORS[DjangoJobExecution.ERROR], reason, gettext("broken"))
+        return format_html('<strong class="das-status-error" title="{}">{}</strong>', reason, gettext("broken"))
 
     @admin.display(description=_("why broken"))
     def broken_reason_text(self, obj: DjangoJob) -> str | None:
@@ -415,8 +471,11 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         if any(result.in_process for result in results):  # say where it ran
             self.message_user(
                 request,
-                gettext("No scheduler is alive, so the jobs ran in this web process."),
-                messages.INFO,
+                gettext(
+                    "No scheduler is alive, so the jobs ran in this web process (blocking it while they ran). "
+                    "Start a scheduler: jobs do not run on schedule without one."
+                ),
+                messages.WARNING,
             )
 
 

@@ -35,7 +35,7 @@ def _browser_or_skip():
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
+def browser(monkeypatch):
     _browser_or_skip()
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test
     # makes between browser steps are still plain synchronous code.
@@ -55,12 +55,48 @@ def browser_page(monkeypatch):
                 "--disable-sync",
             ],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        dialogs = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.dialogs = dialogs
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs
+    return page
+
+
+def log_in(page, base_url, username="admin", password="secret-pass"):
+    page.goto(f"{base_url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+
+
+# The WCAG contrast ratio of each coloured status against the background it is shown on
+# (the nearest ancestor with an opaque background).
+CONTRASTS_JS = """
+() => {
+  const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const background = (element) => {
+    for (let node = element; node; node = node.parentElement) {
+      const color = rgb(getComputedStyle(node).backgroundColor);
+      if (color.length < 4 || color[3] > 0) return color.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return [...document.querySelectorAll('.das-status, .das-overdue, [class^="das-status-"]')].map((element) => {
+    const [a, b] = [luminance(rgb(getComputedStyle(element).color)), luminance(background(element))];
+    return {text: element.textContent.trim(), ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
+  });
+}
+"""
 
 
 def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page):
@@ -79,10 +115,7 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     wait_until(lambda: DjangoJobExecution.objects.filter(job_id="xss").exclude(status=DjangoJobExecution.SENT).exists())
     wait_until(lambda: DjangoJobExecution.objects.filter(job_id="tick", status=DjangoJobExecution.SUCCESS).count() >= 2)
 
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "secret-pass")
-    page.click("input[type=submit]")
+    log_in(page, live_server.url)
 
     page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/")
     table = page.inner_text("#result_list")
@@ -159,4 +192,42 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     assert page.dialogs == []
     # The ORM calls above ran inside Playwright's event loop, on a connection of
     # their own (Django keeps one per async context): close it.
+    connections.close_all()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_scheduler_banner_and_readable_statuses_in_both_themes(live_server, browser, scheme):
+    from apscheduler.triggers.interval import IntervalTrigger
+    from django.utils import timezone as dj_timezone
+
+    from django_apscheduler.jobstores import DjangoJobStore
+    from tests.helpers import build_job
+
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pass")
+    now = datetime.now(timezone.utc)
+    store = DjangoJobStore()
+    store.add_job(build_job("overdue", now - timedelta(minutes=10), IntervalTrigger(hours=1, timezone=timezone.utc)))
+    store.add_job(build_job("broken-one", now + timedelta(hours=1), IntervalTrigger(hours=1, timezone=timezone.utc)))
+    from django_apscheduler.models import DjangoJob
+
+    DjangoJob.objects.filter(pk="broken-one").update(broken=True, broken_reason="ImportError: gone")
+    for status in (DjangoJobExecution.SUCCESS, DjangoJobExecution.ERROR, DjangoJobExecution.MISSED, DjangoJobExecution.SENT):
+        DjangoJobExecution.objects.create(job_id="overdue", status=status, run_time=dj_timezone.now() - timedelta(minutes=len(status)))
+
+    for width in (1280, 390):
+        context = browser.new_context(viewport={"width": width, "height": 800}, color_scheme=scheme)
+        page = context.new_page()
+        log_in(page, live_server.url)
+        for path in ("djangojob/", "djangojobexecution/"):
+            page.goto(f"{live_server.url}/admin/django_apscheduler/{path}")
+            banner = page.locator(".apscheduler-health")
+            assert banner.is_visible(), (scheme, width, path)
+            assert "No scheduler has ever reported" in banner.inner_text()
+            contrasts = page.evaluate(CONTRASTS_JS)
+            assert len(contrasts) >= 3, contrasts  # overdue, statuses, broken
+            low = [c for c in contrasts if c["ratio"] < 4.5]
+            assert not low, (scheme, width, path, low)
+            if width == 1280 and path == "djangojob/":
+                page.screenshot(path=str(SCREENSHOTS / f"jobs-no-scheduler-{scheme}.png"), full_page=True)
+        context.close()
     connections.close_all()

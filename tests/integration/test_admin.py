@@ -97,7 +97,11 @@ def page_messages(response):
     return [(message.level_tag, str(message)) for message in response.context["messages"]]
 
 
-IN_PROCESS_NOTICE = ("info", "No scheduler is alive, so the jobs ran in this web process.")
+IN_PROCESS_NOTICE = (
+    "warning",
+    "No scheduler is alive, so the jobs ran in this web process (blocking it while they ran). "
+    "Start a scheduler: jobs do not run on schedule without one.",
+)
 
 
 def run_messages(response):
@@ -126,7 +130,7 @@ def test_job_list_shows_next_run_paused_last_status_and_average_duration(admin_c
 
     active = row_containing(html, ">active<")
     assert get_local_dt_format(FUTURE) in active
-    assert "Error!" in active and "#c62828" in active  # the latest status, in red
+    assert "Error!" in active and "das-status-error" in active  # the latest status, in red
     assert "2.00 s" in active  # (1.00 + 3.00) / 2
     sleeping = row_containing(html, ">sleeping<")
     assert "paused" in sleeping
@@ -385,11 +389,11 @@ def ids_of(history, *names):
 def test_execution_list_shows_coloured_statuses_and_durations(admin_client, history):
     html = admin_client.get(EXECUTIONS_URL).content.decode()
 
-    assert "#2e7d32" in row_containing(html, "Executed")
-    assert "#c62828" in row_containing(html, "Error!")
-    assert "#c62828" in row_containing(html, "Lost!")
-    assert "#ef6c00" in row_containing(html, "Missed!")
-    assert "#546e7a" in row_containing(html, "Started execution")
+    assert "das-status-success" in row_containing(html, "Executed")
+    assert "das-status-error" in row_containing(html, "Error!")
+    assert "das-status-error" in row_containing(html, "Lost!")
+    assert "das-status-skipped" in row_containing(html, "Missed!")
+    assert "das-status-running" in row_containing(html, "Started execution")
     error_row = row_containing(html, "Error!")
     assert "0.50 s" in error_row and "ValueError: boom" in error_row
     assert get_local_dt_format(history["beta_error"].run_time) in error_row
