@@ -296,6 +296,16 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                 created = DjangoJob.objects.only("id", "next_run_time").get(pk=data["job_id"])
                 entry = audit.created(data["function"], data["args"], data["kwargs"], data["trigger"], next_run_time)
                 self.log_addition(request, created, entry)
+                self.message_user(
+                    request,
+                    gettext("Job “%(job)s” created: %(trigger)s; next run %(when)s.")
+                    % {
+                        "job": data["job_id"],
+                        "trigger": describe_trigger(data["trigger"]),
+                        "when": get_local_dt_format(next_run_time) if next_run_time else gettext("paused"),
+                    },
+                    messages.SUCCESS,
+                )
                 if paused:
                     self.message_user(
                         request,
@@ -303,16 +313,6 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                         % {"permission": permissions.describe([permissions.RUN])},
                         messages.WARNING,
                     )
-                self.message_user(
-                    request,
-                    gettext("Job “%(job)s” created: %(trigger)s; next run %(when)s.")
-                    % {
-                        "job": data["job_id"],
-                        "trigger": describe_trigger(data["trigger"]),
-                        "when": get_local_dt_format(next_run_time) if next_run_time else "-",
-                    },
-                    messages.SUCCESS,
-                )
                 return redirect(reverse("admin:django_apscheduler_djangojob_changelist"))
         context = {
             **self.admin_site.each_context(request),
@@ -332,8 +332,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         lacking_declared = permissions.missing(request.user, permissions.declared_permissions(ref))
         if lacking_declared:
             form.add_error("function", permissions.refusal(lacking_declared))
-        required = permissions.to_create(ref, form.functions[ref], data["args"], data["kwargs"])
-        lacking_for_arguments = permissions.missing(request.user, required - set(lacking_declared))
+        for_arguments = permissions.to_choose_arguments(ref, form.functions[ref], data["args"], data["kwargs"])
+        lacking_for_arguments = permissions.missing(request.user, for_arguments)
         if lacking_for_arguments:
             form.add_error(
                 "args",

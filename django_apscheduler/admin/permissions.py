@@ -82,12 +82,9 @@ def comes_sooner(new_next_run: datetime | None, current_next_run: datetime | Non
     return new_next_run < current_next_run
 
 
-def to_create(func_ref: str, func: Callable[..., Any], args: list, kwargs: dict) -> set[str]:
-    """What creating a job of ``func`` with these arguments needs besides ADD (RUN aside: see ``create_paused``)."""
-    required = declared_permissions(func_ref)
-    if not matches_a_declaration(func_ref, func, args, kwargs):
-        required |= {CHANGE, RUN}
-    return required
+def to_choose_arguments(func_ref: str, func: Callable[..., Any], args: list, kwargs: dict) -> set[str]:
+    """What creating a job of ``func`` with these arguments needs for the arguments: nothing for a declaration's own."""
+    return set() if matches_a_declaration(func_ref, func, args, kwargs) else {CHANGE, RUN}
 
 
 def create_paused(user: Any) -> bool:
