@@ -83,10 +83,17 @@ def load_job(job_id: str) -> Job:
     return jobstate.restore(job_id, row[0], row[1], scheduler=None, alias=None)
 
 
-def pause_job(job_id: str) -> None:
-    """Stop a job from firing until it is resumed; running schedulers obey at once."""
-    if not DjangoJob.objects.filter(pk=job_id).update(next_run_time=None):
+def pause_job(job_id: str) -> bool:
+    """Stop a job from firing until it is resumed; running schedulers obey at once.
+
+    Returns False when the job was paused already (nothing changed), so callers
+    that keep an audit trail record only real changes.
+    """
+    if DjangoJob.objects.filter(pk=job_id, next_run_time__isnull=False).update(next_run_time=None):
+        return True
+    if not DjangoJob.objects.filter(pk=job_id).exists():
         raise UnknownJob(job_id)
+    return False
 
 
 class NoFurtherRun(ValueError):
@@ -164,9 +171,13 @@ def create_job(
     max_instances: int = 1,
     coalesce: bool = False,
     misfire_grace_time: int | None = None,
+    paused: bool = False,
 ) -> datetime | None:
-    """Store a new job (raises APScheduler's ConflictingIdError if the id is taken); return its next run time."""
-    next_run_time = trigger.get_next_fire_time(None, utc_now())
+    """Store a new job (raises APScheduler's ConflictingIdError if the id is taken); return its next run time.
+
+    ``paused`` stores it without a next run time (None is returned): resuming it starts it.
+    """
+    next_run_time = None if paused else trigger.get_next_fire_time(None, utc_now())
     # A Job needs no scheduler to be built and stored; running schedulers pick the
     # row up from the database.
     job = Job(

@@ -26,7 +26,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -56,13 +56,21 @@ class DeclaredJob:
     id: str
     options: dict[str, Any] = field(default_factory=dict)
     history: str = DjangoJob.HISTORY_ALL
+    # Django permissions ("app_label.codename") a user needs, beyond the admin's own
+    # rules, to create a job of this function or make one run (see admin/permissions.py).
+    permissions: tuple[str, ...] = ()
 
 
 _declared: dict[str, DeclaredJob] = {}
 
 
 def job(
-    trigger: str | BaseTrigger, *, id: str | None = None, history: str = "all", **arguments: Any
+    trigger: str | BaseTrigger,
+    *,
+    id: str | None = None,
+    history: str = "all",
+    permissions: Iterable[str] = (),
+    **arguments: Any,
 ) -> Callable[[Callable], Callable]:
     """Declare the decorated function as a job with ``trigger`` ("cron", "interval", "date", ...).
 
@@ -71,10 +79,15 @@ def job(
     ``max_instances``, ``executor``. The id defaults to the function's dotted path.
     ``history="failures"`` keeps only the runs that did not succeed, for jobs that
     fire every few seconds and would otherwise flood the history.
+    ``permissions`` names the Django permissions ("app_label.codename") an admin user
+    needs besides the usual ones to create a job of this function or make one run
+    sooner: a job that deletes history would ask for
+    ``"django_apscheduler.delete_djangojobexecution"``.
     """
     allowed = {choice for choice, _label in DjangoJob.HISTORY_CHOICES}
     if history not in allowed:
         raise ValueError(f"history must be one of {sorted(allowed)}, not {history!r}")
+    required = _permission_names(permissions)
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         job_id = id or f"{func.__module__}.{func.__qualname__}"
@@ -83,10 +96,24 @@ def job(
         existing = _declared.get(job_id)
         if existing is not None and existing.func is not func:
             raise ValueError(f"Two jobs are declared with the id {job_id!r}; give one of them another id.")
-        _declared[job_id] = DeclaredJob(func, trigger, trigger_args, job_id, options, history)
+        _declared[job_id] = DeclaredJob(func, trigger, trigger_args, job_id, options, history, required)
         return func
 
     return decorator
+
+
+_PERMISSION_NAME = re.compile(r"[\w-]+\.[\w-]+")
+
+
+def _permission_names(permissions: Iterable[str]) -> tuple[str, ...]:
+    """The declared permissions, checked to be "app_label.codename" as ``User.has_perm`` takes them."""
+    if isinstance(permissions, str):  # a lone string would be split into letters
+        permissions = (permissions,)
+    names = tuple(permissions)
+    for name in names:
+        if not isinstance(name, str) or not _PERMISSION_NAME.fullmatch(name):
+            raise ValueError(f"permissions take 'app_label.codename' strings, not {name!r}")
+    return names
 
 
 def declared_jobs() -> list[DeclaredJob]:
@@ -96,6 +123,11 @@ def declared_jobs() -> list[DeclaredJob]:
 def declared_job(job_id: str) -> DeclaredJob | None:
     """The declaration with this id, among those registered in this process."""
     return _declared.get(job_id)
+
+
+def declarations_of(func_ref: str) -> list[DeclaredJob]:
+    """Every declaration of the function ``func_ref`` ("module:qualname"), among those of this process."""
+    return [declared for declared in _declared.values() if _func_ref(declared.func) == func_ref]
 
 
 def autodiscover() -> None:

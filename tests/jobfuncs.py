@@ -64,3 +64,10 @@ class ExplodingTrigger(BaseTrigger):
 
     def __str__(self):
         return "exploding"
+
+
+def delete_old_history(max_age=604_800):
+    """The maintenance job of the original quick-start: deletes history older than ``max_age`` seconds."""
+    from django_apscheduler.models import DjangoJobExecution
+
+    return DjangoJobExecution.objects.delete_old_job_executions(max_age)

@@ -3,7 +3,8 @@
 Everything here is read-only unless there is a reason to change it. A job's state
 is a pickle written by APScheduler and is never edited by hand; history is a
 record, not a form. What an operator may do: run jobs now, delete jobs, and prune
-history, each guarded by Django's permissions.
+history, each guarded by Django's permissions (the rules, in particular who may make
+a job run, are in ``permissions``), and each leaves a ``LogEntry`` (``audit``).
 
 Two rules hold throughout this module:
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.contrib.auth import get_permission_codename
-from django.db import models
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
@@ -63,10 +61,5 @@ def local_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     return get_local_dt_format(value)
-
-
-def change_permission_codename(model: type[models.Model]) -> str:
-    opts = model._meta
-    return f"{opts.app_label}.{get_permission_codename('change', opts)}"
 
 

@@ -28,11 +28,11 @@ from ..forms import CreateJobForm, ScheduleForm
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import from_db, utc_now
 from ..util import get_local_dt_format
+from . import audit, permissions
 from .common import (
     RECENT_RUNS,
     STATUS_LABELS,
     StatusStyles,
-    change_permission_codename,
     colored_status,
     format_seconds,
     local_time,
@@ -179,8 +179,12 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         return [path("<path:object_id>/schedule/", edit, name="django_apscheduler_djangojob_schedule")] + super().get_urls()
 
     def schedule_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Edit a job's trigger and main options; running schedulers obey the change live."""
-        if not self.has_pause_permission(request):
+        """Edit a job's trigger and main options; running schedulers obey the change live.
+
+        Needs *change job*; a schedule whose next run comes before the current one
+        also needs what making the job run needs (see ``permissions``).
+        """
+        if not self.has_edit_schedule_permission(request):
             raise PermissionDenied
         job = self.get_object(request, unquote(object_id))
         if job is None:
@@ -193,7 +197,7 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
         # The form starts from the plain columns; only saving loads the (verified) state.
         form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(job.details or {}))
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and form.is_valid() and self._may_save_schedule(request, job, form):
             data = form.cleaned_data
             next_run_time = operations.reschedule(
                 job.pk,
@@ -202,6 +206,7 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                 coalesce=data["coalesce"],
                 misfire_grace_time=data["misfire_grace_time"],
             )
+            self._log_change(request, job.pk, audit.schedule_changed(job.trigger_description, job.details or {}, data["trigger"], data, next_run_time))
             when = get_local_dt_format(next_run_time) if next_run_time else gettext("paused (resume it to apply)")
             self.message_user(
                 request,
@@ -219,8 +224,45 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             "current": job.trigger_description or "-",
             "next_run": self.next_run(job),
             "code_declaration": _readable_declaration(job.pk) if job.declared else None,
+            "may_bring_sooner": not permissions.missing(request.user, permissions.to_make_run(job.func_ref)),
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
+
+    def _may_save_schedule(self, request: HttpRequest, job: DjangoJob, form: ScheduleForm) -> bool:
+        """Refuse, on the form, a schedule that brings the next run sooner from a user who may not make it run.
+
+        The next run is computed a moment before ``operations.reschedule`` computes it
+        again; triggers only move forward in time, so the one saved is never sooner.
+        """
+        upcoming = form.cleaned_data["trigger"].get_next_fire_time(None, utc_now())
+        if not permissions.comes_sooner(upcoming, job.next_run_time):
+            return True
+        lacking = permissions.missing(request.user, permissions.to_make_run(job.func_ref))
+        if not lacking:
+            return True
+        form.add_error(
+            None,
+            gettext("This schedule's next run (%(new)s) comes before the current one (%(current)s).")
+            % {"new": get_local_dt_format(upcoming), "current": get_local_dt_format(job.next_run_time)}
+            + " "
+            + permissions.refusal(lacking),
+        )
+        return False
+
+    def _log_change(self, request: HttpRequest, job_id: str, message: str) -> None:
+        """One entry in the job's History (the job may be gone by now: its id is still recorded)."""
+        job = DjangoJob.objects.only("id", "next_run_time").filter(pk=job_id).first() or DjangoJob(pk=job_id)
+        self.log_change(request, job, message)
+
+    def get_fieldsets(self, request: HttpRequest, obj: DjangoJob | None = None) -> list:
+        """No "Edit schedule" link for users who may not edit schedules."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_edit_schedule_permission(request):
+            return list(fieldsets)
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "schedule_link"]})
+            for name, options in fieldsets
+        ]
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
         """The confirmation of a declared job's deletion says that the job comes back."""
@@ -285,7 +327,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         registry.autodiscover()
         functions = {f"{d.func.__module__}:{d.func.__qualname__}": d.func for d in registry.declared_jobs()}
         form = CreateJobForm(request.POST or None, functions=functions, initial={"kind": "cron", "max_instances": 1})
-        if request.method == "POST" and form.is_valid():
+        paused = permissions.create_paused(request.user)
+        if request.method == "POST" and form.is_valid() and self._may_create(request, form):
             data = form.cleaned_data
             try:
                 next_run_time = operations.create_job(
@@ -298,20 +341,31 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                     max_instances=data["max_instances"],
                     coalesce=data["coalesce"],
                     misfire_grace_time=data["misfire_grace_time"],
+                    paused=paused,
                 )
             except ConflictingIdError:
                 form.add_error("job_id", gettext("A job with this id exists already."))
             else:
+                created = DjangoJob.objects.only("id", "next_run_time").get(pk=data["job_id"])
+                entry = audit.created(data["function"], data["args"], data["kwargs"], data["trigger"], next_run_time)
+                self.log_addition(request, created, entry)
                 self.message_user(
                     request,
                     gettext("Job “%(job)s” created: %(trigger)s; next run %(when)s.")
                     % {
                         "job": data["job_id"],
                         "trigger": describe_trigger(data["trigger"]),
-                        "when": get_local_dt_format(next_run_time) if next_run_time else "-",
+                        "when": get_local_dt_format(next_run_time) if next_run_time else gettext("paused"),
                     },
                     messages.SUCCESS,
                 )
+                if paused:
+                    self.message_user(
+                        request,
+                        gettext("It is paused: resuming it needs %(permission)s.")
+                        % {"permission": permissions.describe([permissions.RUN])},
+                        messages.WARNING,
+                    )
                 return redirect(reverse("admin:django_apscheduler_djangojob_changelist"))
         context = {
             **self.admin_site.each_context(request),
@@ -319,16 +373,46 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
             "form": form,
             "title": gettext("Create a job"),
             "no_functions": not functions,
+            "creates_paused": paused,
+            "may_choose_arguments": not permissions.missing(request.user, [permissions.CHANGE, permissions.RUN]),
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/create.html", context)
 
+    def _may_create(self, request: HttpRequest, form: CreateJobForm) -> bool:
+        """Refuse, on the form, a job whose arguments or function need more than the user holds."""
+        data = form.cleaned_data
+        ref = data["function"]
+        lacking_declared = permissions.missing(request.user, permissions.declared_permissions(ref))
+        if lacking_declared:
+            form.add_error("function", permissions.refusal(lacking_declared))
+        for_arguments = permissions.to_choose_arguments(ref, form.functions[ref], data["args"], data["kwargs"])
+        lacking_for_arguments = permissions.missing(request.user, for_arguments)
+        if lacking_for_arguments:
+            form.add_error(
+                "args",
+                gettext("These are not the arguments of the function's @job declaration.")
+                + " "
+                + permissions.refusal(lacking_for_arguments),
+            )
+        return not (lacking_declared or lacking_for_arguments)
+
+    # Permissions, for the actions (``permissions=[...]``) and the pages; the rules
+    # themselves are in admin/permissions.py.
+
     def has_run_permission(self, request: HttpRequest) -> bool:
         """Running a job now has real effects: it needs its own "Can run jobs now" permission."""
-        return request.user.has_perm("django_apscheduler.run_djangojob")
+        return permissions.may_run(request.user)
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
-        """Pausing and resuming change the schedule: Django's "change job" permission."""
-        return request.user.has_perm(change_permission_codename(DjangoJob))
+        """Pausing only ever stops runs: "change job" is enough."""
+        return permissions.may_pause(request.user)
+
+    def has_resume_permission(self, request: HttpRequest) -> bool:
+        """Resuming makes a stopped job run again: "change job" and "Can run jobs now"."""
+        return permissions.may_resume(request.user)
+
+    def has_edit_schedule_permission(self, request: HttpRequest) -> bool:
+        return permissions.may_edit_schedule(request.user)
 
     # --- columns ---
 
@@ -444,29 +528,64 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
 
     @admin.action(description=_("Pause selected jobs"), permissions=["pause"])
     def pause_selected_jobs(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
-        job_ids = sorted(queryset.values_list("id", flat=True))
-        for job_id in job_ids:
-            operations.pause_job(job_id)
-        self.message_user(request, gettext("Paused: %(jobs)s.") % {"jobs": ", ".join(job_ids)}, messages.SUCCESS)
+        """Pause each selected job; one History entry for each job this actually paused."""
+        paused, already = [], []
+        for job_id, next_run_time in queryset.order_by("id").values_list("id", "next_run_time"):
+            try:
+                changed = operations.pause_job(job_id)
+            except operations.UnknownJob:
+                continue  # deleted meanwhile: nothing to pause, nothing to record
+            if changed:
+                self._log_change(request, job_id, audit.paused(next_run_time))
+                paused.append(job_id)
+            else:
+                already.append(job_id)
+        if paused:
+            self.message_user(request, gettext("Paused: %(jobs)s.") % {"jobs": ", ".join(paused)}, messages.SUCCESS)
+        if already:
+            self.message_user(
+                request, gettext("Already paused, left as they were: %(jobs)s.") % {"jobs": ", ".join(already)}, messages.INFO
+            )
 
-    @admin.action(description=_("Resume selected jobs"), permissions=["pause"])
+    @admin.action(description=_("Resume selected jobs"), permissions=["resume"])
     def resume_selected_jobs(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
-        for job_id in sorted(queryset.values_list("id", flat=True)):
+        """Resume each selected paused job the user may make run; scheduled jobs are left as they are."""
+        scheduled = []
+        for job_id, next_run_time, func_ref in queryset.order_by("id").values_list("id", "next_run_time", "func_ref"):
+            if next_run_time is not None:
+                scheduled.append(job_id)
+                continue
+            if not self._may_make_run(request, job_id, func_ref):
+                continue
             try:
                 next_run_time = operations.resume_job(job_id)
             except (operations.UnknownJob, ValueError) as error:
                 self.message_user(request, str(error), messages.ERROR)
                 continue
+            self._log_change(request, job_id, audit.resumed(next_run_time))
             text = gettext("Job “%(job)s” resumed; next run %(when)s.") % {
                 "job": job_id,
                 "when": get_local_dt_format(next_run_time),
             }
             self.message_user(request, text, messages.SUCCESS)
+        if scheduled:
+            self.message_user(
+                request, gettext("Not paused, left as they were: %(jobs)s.") % {"jobs": ", ".join(scheduled)}, messages.INFO
+            )
 
     @admin.action(description=_("Run selected jobs now"), permissions=["run"])
     def run_selected_jobs_now(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
-        job_ids = list(queryset.order_by("id").values_list("id", flat=True))
+        """Run each selected job the user may make run; each run that started gets a History entry with its outcome."""
+        rows = queryset.order_by("id").values_list("id", "func_ref")
+        job_ids = [job_id for job_id, func_ref in rows if self._may_make_run(request, job_id, func_ref)]
+        if not job_ids:
+            return
         results = runnow.run_jobs_now(job_ids)
+        timeout = float(conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"))
+        for result in results:
+            entry = audit.ran_now(result, timeout)
+            if entry is not None:
+                self._log_change(request, result.job_id, entry)
         report_run_results(request, results, self.message_user)
         if any(result.in_process for result in results):  # say where it ran
             self.message_user(
@@ -477,6 +596,16 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                 ),
                 messages.WARNING,
             )
+
+
+    def _may_make_run(self, request: HttpRequest, job_id: str, func_ref: str) -> bool:
+        """True when the user holds what making this job run needs; otherwise say so and skip it."""
+        lacking = permissions.missing(request.user, permissions.to_make_run(func_ref))
+        if lacking:
+            self.message_user(
+                request, gettext("Job “%(job)s” left alone. ") % {"job": job_id} + permissions.refusal(lacking), messages.ERROR
+            )
+        return not lacking
 
 
 def _readable_declaration(job_id: str) -> registry.CodeDeclaration | None:

@@ -37,7 +37,16 @@ def sync_exchange_rates():
     return rates
 
 
-@job("cron", day_of_week="mon", hour=0, minute=0, id="reports.delete_old_job_executions")
+# Deleting history is for those who may delete it by hand: the admin asks for that
+# permission before anyone creates, runs or resumes this job.
+@job(
+    "cron",
+    day_of_week="mon",
+    hour=0,
+    minute=0,
+    id="reports.delete_old_job_executions",
+    permissions=["django_apscheduler.delete_djangojobexecution"],
+)
 @util.close_old_connections
 def delete_old_job_executions(max_age=ONE_WEEK):
     """Weekly clean-up of the execution history (what the original quick-start recommends)."""

@@ -165,6 +165,10 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     paused_runs = DjangoJobExecution.objects.filter(job_id="tick").count()
     time.sleep(2.5)
     assert DjangoJobExecution.objects.filter(job_id="tick").count() <= paused_runs + 1
+    # The pause is in the job's History, the admin's audit trail.
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/tick/history/")
+    assert "Paused (its next run was" in page.inner_text("#content")
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/")
     page.check("#result_list tr:has-text('tick') input.action-select")
     page.select_option("select[name=action]", "resume_selected_jobs")
     page.click("button[name=index]")
