@@ -55,9 +55,11 @@ from apscheduler.events import (
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
+from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
 from . import history_writer
+from .asyncio_support import in_event_loop
 from .claims import Claim, claim_due_jobs, due_run_times, instant
 from .database import connection_hygiene, run_with_retry
 from .history_writer import HistoryWriter
@@ -282,7 +284,9 @@ class Fires:
 
             @functools.wraps(func)
             async def timed(*args: Any, **kwargs: Any) -> Any:
-                connection_hygiene()
+                # Runs on the event loop: its async ORM queries run on asgiref's
+                # thread for sync code, so that is the connection to tidy.
+                await sync_to_async(connection_hygiene)()
                 run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
                 try:
                     return await func(*args, **kwargs)
@@ -339,7 +343,8 @@ class Fires:
             self._in_caller.active = False
 
     def _submit(self, write: history_writer.Write) -> None:
-        if getattr(self._in_caller, "active", False):
+        # (An event loop's thread cannot query: there, the writer thread writes it.)
+        if getattr(self._in_caller, "active", False) and not in_event_loop():
             run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job execution", attempts=2)
         else:
             self._writer.submit(write)
