@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from django.db import connections
 
-__all__ = ["DatabaseThread", "in_event_loop", "runs_off_the_loop"]
+__all__ = ["DatabaseThread", "awaits_coroutines", "in_event_loop", "off_the_loop", "runs_off_the_loop"]
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -45,6 +45,49 @@ def in_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def off_the_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)``; on a loop's thread, in a short-lived thread the loop waits for.
+
+    For one-off synchronous work started from a loop's thread (syncing the jobs
+    declared in code when an AsyncIOScheduler starts): it holds the loop for as
+    long as it takes, once, and closes the connections it opened.
+    """
+    if not in_event_loop():
+        return func(*args, **kwargs)
+
+    def run_and_close() -> T:
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="django-apscheduler-once") as executor:
+        return executor.submit(run_and_close).result()
+
+
+def awaits_coroutines(scheduler: Any, executor_alias: str) -> bool:
+    """Whether the scheduler's executor awaits coroutine functions on its event loop.
+
+    APScheduler 3's AsyncIOExecutor and TornadoExecutor do; its thread and process
+    pools would call a coroutine function and drop the coroutine unawaited. APScheduler
+    has no public "which executor is this?"; its private ``_lookup_executor`` is the
+    one lookup it has (raising KeyError for an unknown alias).
+    """
+    from apscheduler.executors.asyncio import AsyncIOExecutor
+
+    try:
+        executor = scheduler._lookup_executor(executor_alias)
+    except KeyError:
+        return False
+    if isinstance(executor, AsyncIOExecutor):
+        return True
+    try:
+        from apscheduler.executors.tornado import TornadoExecutor
+    except ImportError:  # tornado is not installed
+        return False
+    return isinstance(executor, TornadoExecutor)
 
 
 class DatabaseThread:

@@ -20,6 +20,7 @@ from django_apscheduler.jobstores import DjangoJobStore, DjangoMemoryJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from tests import asyncjobs
 from tests.eventloop import LoopLagProbe
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,3 +226,23 @@ def test_memory_job_store_records_coroutine_jobs():
     failed = DjangoJobExecution.objects.get(job_id="mem-fails")
     assert failed.status == DjangoJobExecution.ERROR and failed.exception == "ValueError: mem failed"
     assert package_threads() == []
+
+
+def test_a_thread_based_scheduler_runs_coroutine_jobs_to_completion(scheduler_factory):
+    """A BackgroundScheduler that claims a coroutine job (beside AsyncIOSchedulers) really runs it."""
+    scheduler = scheduler_factory()
+    scheduler.start()
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
+    scheduler.add_job(asyncjobs.sync_job, "date", run_date=soon + timedelta(days=1), args=["never"], id="keeper")
+    scheduler.add_job(asyncjobs.count_with_async_orm, "date", run_date=soon, args=["bg-orm"], id="bg-orm")
+    scheduler.add_job(asyncjobs.sleep_on_the_loop, "date", run_date=soon, args=["bg-slow", 0.3], id="bg-slow")
+    scheduler.add_job(asyncjobs.fail_on_the_loop, "date", run_date=soon, args=["bg failed"], id="bg-fails")
+    wait_until(finished("bg-orm", "bg-slow", "bg-fails"), message="the coroutine jobs")
+    scheduler.shutdown(wait=True)
+    # The async ORM query ran (in the fire's own loop) and saw at least the job "keeper".
+    assert dict(asyncjobs.SEEN) == {"bg-orm": 1, "bg-slow": 0.3}
+    slow = DjangoJobExecution.objects.get(job_id="bg-slow")
+    assert slow.status == DjangoJobExecution.SUCCESS and float(slow.duration) >= 0.3
+    failed = DjangoJobExecution.objects.get(job_id="bg-fails")
+    assert failed.status == DjangoJobExecution.ERROR and failed.exception == "ValueError: bg failed"
+    assert "fail_on_the_loop" in failed.traceback
