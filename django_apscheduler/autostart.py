@@ -32,6 +32,8 @@ logger = logging.getLogger("django_apscheduler.autostart")
 
 # Processes whose program is one of these serve requests.
 WEB_SERVERS = {"gunicorn", "uwsgi", "daphne", "uvicorn", "hypercorn", "waitress-serve", "granian"}
+# Of these, the ones serving ASGI: their event loop is not running when Django loads.
+ASGI_SERVERS = {"daphne", "uvicorn", "hypercorn", "granian"}
 MANAGE_PROGRAMS = {"manage.py", "django-admin", "django-admin.py", "django"}
 START_DELAY = 2.0  # seconds after app loading
 
@@ -140,7 +142,23 @@ def _start() -> None:
         scheduler.start()
         _scheduler = scheduler
     logger.info("Scheduler autostarted in process %s with %d declared job(s)", os.getpid(), len(registry.declared_jobs()))
+    note = asgi_note(sys.argv)
+    if note:
+        logger.info(note)
     _stop_before_thread_pools_close()
+
+
+def asgi_note(argv: list[str]) -> str | None:
+    """Why autostart under an ASGI server runs a BackgroundScheduler, not an AsyncIOScheduler."""
+    program = program_name(argv)
+    if program not in ASGI_SERVERS:
+        return None
+    return (
+        f"Autostart under {program} runs a BackgroundScheduler (jobs in its own threads; coroutine jobs "
+        "each in an event loop of their own): the server's event loop is not running yet when Django loads "
+        "its apps. To run coroutine jobs on the server's loop, wrap the ASGI application with "
+        "django_apscheduler.asgi.with_scheduler and turn APSCHEDULER_AUTOSTART off."
+    )
 
 
 def _stop_before_thread_pools_close() -> None:

@@ -22,6 +22,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import conf
+from .asyncio_support import in_event_loop
 
 logger = logging.getLogger("django_apscheduler.database")
 
@@ -209,6 +210,11 @@ def connection_hygiene(check_idle: bool = True, keep_session: bool = False) -> N
     heartbeat's holds the scheduler's session lock.
     """
     if not conf.get("APSCHEDULER_CLOSE_OLD_CONNECTIONS"):
+        return
+    if in_event_loop():
+        # An event loop's thread makes no synchronous queries (Django forbids them),
+        # so it has nothing to tidy; a connection left from before the loop started
+        # could not even be closed there.
         return
     now = time.monotonic()
     for conn in connections.all(initialized_only=True):

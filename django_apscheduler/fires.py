@@ -30,6 +30,7 @@ for an executor whose fires start and finish in another process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -55,9 +56,11 @@ from apscheduler.events import (
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
+from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
 from . import history_writer
+from .asyncio_support import awaits_coroutines, in_event_loop
 from .claims import Claim, claim_due_jobs, due_run_times, instant
 from .database import connection_hygiene, run_with_retry
 from .history_writer import HistoryWriter
@@ -278,11 +281,13 @@ class Fires:
         tracker = _RunTimeTracker(run_times, job.misfire_grace_time)
         record = self._record_timing
 
-        if inspect.iscoroutinefunction(func):
+        if inspect.iscoroutinefunction(func) and self._awaited_on_a_loop(job):
 
             @functools.wraps(func)
             async def timed(*args: Any, **kwargs: Any) -> Any:
-                connection_hygiene()
+                # Runs on the event loop: its async ORM queries run on asgiref's
+                # thread for sync code, so that is the connection to tidy.
+                await sync_to_async(connection_hygiene)()
                 run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
                 try:
                     return await func(*args, **kwargs)
@@ -290,18 +295,27 @@ class Fires:
                     record(job_id, run_time, started)
 
         else:
+            call = _run_to_completion(func) if inspect.iscoroutinefunction(func) else func
 
             @functools.wraps(func)
             def timed(*args: Any, **kwargs: Any) -> Any:
                 connection_hygiene()
                 run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
                 try:
-                    return func(*args, **kwargs)
+                    return call(*args, **kwargs)
                 finally:
                     record(job_id, run_time, started)
 
         timed._django_apscheduler_timed = True  # type: ignore[attr-defined]
         job.func = timed
+
+    def _awaited_on_a_loop(self, job: Job) -> bool:
+        """Whether the executor that runs ``job`` awaits coroutines (AsyncIOScheduler's does).
+
+        Until the store is started there is no scheduler to ask: the function is
+        handed over as it is, a coroutine function.
+        """
+        return self._scheduler is None or awaits_coroutines(self._scheduler, job.executor)
 
     def _record_timing(self, job_id: str, run_time: datetime | None, started: datetime) -> None:
         if run_time is None:
@@ -339,7 +353,8 @@ class Fires:
             self._in_caller.active = False
 
     def _submit(self, write: history_writer.Write) -> None:
-        if getattr(self._in_caller, "active", False):
+        # (An event loop's thread cannot query: there, the writer thread writes it.)
+        if getattr(self._in_caller, "active", False) and not in_event_loop():
             run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job execution", attempts=2)
         else:
             self._writer.submit(write)
@@ -384,6 +399,22 @@ class Fires:
 
     def _finish(self, job_id: str, run_time: datetime, *, status: str) -> None:
         self._submit(history_writer.final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_id))
+
+
+def _run_to_completion(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A coroutine function as a plain one, for thread pool executors.
+
+    A coroutine job claimed by a thread-based scheduler (a BackgroundScheduler beside
+    AsyncIOSchedulers on the same database) would otherwise be called, and its
+    coroutine dropped unawaited: recorded as Executed without having run. Each fire
+    gets an event loop of its own in the worker thread instead.
+    """
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(func(*args, **kwargs))
+
+    return run
 
 
 class _RunTimeTracker:

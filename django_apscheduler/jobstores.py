@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from . import conf, jobstate
+from .asyncio_support import runs_off_the_loop
 from .compat import DjangoResultStoreMixin
 from .database import connection_hygiene, ensure_tables_exist, run_with_retry
 from .fingerprint import same_schedule
@@ -63,8 +64,13 @@ def _check_job_id(job_id: Any) -> None:
         )
 
 
+@runs_off_the_loop
 class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
     """Stores jobs in the Django database; any number of schedulers may share it.
+
+    Works with every APScheduler 3 scheduler class, AsyncIOScheduler included: called
+    on an event loop's thread, its database work runs on a thread of its own
+    (``asyncio_support``).
 
     :param pickle_protocol: pickle protocol level to use for job state
     """

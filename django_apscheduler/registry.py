@@ -38,6 +38,7 @@ from apscheduler.triggers.base import BaseTrigger
 from django.utils.module_loading import autodiscover_modules
 
 from . import conf
+from .asyncio_support import off_the_loop
 from .describe import arguments_text
 from .fingerprint import trigger_fingerprint
 from .models import DjangoJob
@@ -195,7 +196,9 @@ def sync_when_started(scheduler: BaseScheduler, jobstore: str = "default") -> No
 
     def on_start(event: SchedulerEvent) -> None:
         scheduler.remove_listener(on_start)
-        sync_declared_jobs(scheduler, jobstore)
+        # An AsyncIOScheduler dispatches this event on its loop's thread, where
+        # Django forbids queries: the sync then runs in a thread of its own.
+        off_the_loop(sync_declared_jobs, scheduler, jobstore)
 
     scheduler.add_listener(on_start, EVENT_SCHEDULER_STARTED)
 

@@ -28,7 +28,8 @@ class Cluster:
             output = open(self.workdir / f"scheduler{index}.out", "w")
             command = [sys.executable, "-m", "tests.procs.scheduler_process", "--log", str(self.calls_log)]
             for key, value in options.items():
-                command += [f"--{key.replace('_', '-')}", str(value)]
+                flag = f"--{key.replace('_', '-')}"
+                command += [flag] if value is True else [flag, str(value)]
             process_env = dict(self.env)
             process_env.update((env(index) if callable(env) else env) or {})
             process = subprocess.Popen(command, env=process_env, stdout=output, stderr=subprocess.STDOUT)

@@ -1,4 +1,9 @@
-"""The APScheduler 3 job store contract (``BaseJobStore``), on whichever database DB selects."""
+"""The APScheduler 3 job store contract (``BaseJobStore``), on whichever database DB selects.
+
+Every test that takes ``jobstore`` runs twice: with the store called from a plain
+thread (Blocking/BackgroundScheduler) and from an event loop's thread
+(AsyncIOScheduler), where the store must keep its database work off the loop.
+"""
 
 from datetime import datetime, timedelta, timezone
 
@@ -7,18 +12,37 @@ from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
+from tests.eventloop import LoopDriven, captured_store_queries
 from tests.helpers import build_job, signed_pickle
 
 pytestmark = pytest.mark.django_db
 
 UTC = timezone.utc
 BASE = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+# Not statements of the claim: savepoints inside a test's transaction, BEGIN/COMMIT outside one.
+TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
+
+
+@pytest.fixture(
+    params=[
+        "thread",
+        # The store's own database thread has its own connection: it must see committed rows.
+        pytest.param("event-loop", marks=pytest.mark.django_db(transaction=True)),
+    ]
+)
+def jobstore(request):
+    store = DjangoJobStore()
+    if request.param == "thread":
+        yield store
+        return
+    driven = LoopDriven(store)
+    yield driven
+    driven.shutdown()  # closes the database thread's connection
+    assert not store._database_thread.started
 
 
 @pytest.fixture
@@ -224,7 +248,7 @@ def test_due_query_and_next_run_time_do_not_load_every_job(jobstore, make_job):
     for index in range(30):
         jobstore.add_job(make_job(f"future{index}", next_run_time=BASE + timedelta(days=1, seconds=index)))
     jobstore.add_job(make_job("due", next_run_time=BASE))
-    with CaptureQueriesContext(connection) as queries:
+    with captured_store_queries(jobstore) as queries:
         due = jobstore.get_due_jobs(BASE + timedelta(seconds=1))
         jobstore.get_next_run_time()
     assert [job.id for job in due] == ["due"]
@@ -234,16 +258,16 @@ def test_due_query_and_next_run_time_do_not_load_every_job(jobstore, make_job):
     for sql in job_selects:
         # Each reads a bounded range of an indexed column: due fires, or run requests.
         assert ("next_run_time" in sql or "run_requested_at" in sql) and "<=" in sql and "LIMIT" in sql.upper(), sql
-    statements = [q for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    statements = [q for q in queries.captured_queries if not q["sql"].startswith(TRANSACTION_CONTROL)]
     # write lock (SQLite), select due, fence check, advance, run requests, max-instances
     # count, insert; then the earliest next run time and run request (one statement)
     assert len(statements) <= 8, [q["sql"] for q in statements]
 
 
 def claim_statements(jobstore, now):
-    with CaptureQueriesContext(connection) as queries:
+    with captured_store_queries(jobstore) as queries:
         claimed = jobstore.get_due_jobs(now)
-    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(TRANSACTION_CONTROL)]
     return claimed, statements
 
 

@@ -8,9 +8,12 @@ can count executions independently of the database.
     python -m tests.procs.scheduler_process --jobs 50 --interval 1 --log calls.log
 
 It runs until SIGTERM/SIGINT (graceful) or SIGKILL, or for --duration seconds.
+``--asyncio`` runs an AsyncIOScheduler in ``asyncio.run`` instead of a
+BackgroundScheduler; ``--coroutine`` makes the job a coroutine function.
 """
 
 import argparse
+import asyncio
 import os
 import signal
 import sys
@@ -33,6 +36,59 @@ def record(log_path, job_id, sleep=0.0):
         time.sleep(sleep)
 
 
+async def record_async(log_path, job_id, sleep=0.0):
+    """The job as a coroutine function: the same note, then it awaits its sleep."""
+    record(log_path, job_id)
+    if sleep:
+        await asyncio.sleep(sleep)
+
+
+def add_jobs(scheduler, args):
+    start = (
+        datetime.fromtimestamp(args.start_at, tz=timezone.utc)
+        if args.start_at
+        else datetime.now(timezone.utc) + timedelta(seconds=1)
+    )
+    for index in range(args.jobs):
+        job_id = f"job{index:03d}"
+        scheduler.add_job(
+            # By importable name, not __main__: other kinds of process (a web server) run these jobs too.
+            f"tests.procs.scheduler_process:{'record_async' if args.coroutine else 'record'}",
+            "interval",
+            seconds=args.interval,
+            start_date=start,
+            args=[args.log, job_id, args.job_sleep],
+            id=job_id,
+            max_instances=1,
+            replace_existing=True,
+        )
+
+
+async def run_on_a_loop(args):
+    """The same, with an AsyncIOScheduler on this process's event loop."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from django_apscheduler.jobstores import DjangoJobStore
+
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"misfire_grace_time": args.misfire_grace_time})
+    scheduler.add_jobstore(DjangoJobStore(), "default")
+    scheduler.start()
+    add_jobs(scheduler, args)
+    print(f"READY {os.getpid()}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), args.duration)
+    except TimeoutError:
+        pass
+    scheduler.shutdown()
+    while scheduler.running:  # the shutdown runs on the loop
+        await asyncio.sleep(0.05)
+    print(f"STOPPED {os.getpid()}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=0)
@@ -42,10 +98,15 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--misfire-grace-time", type=float, default=30)
+    parser.add_argument("--asyncio", action="store_true")
+    parser.add_argument("--coroutine", action="store_true")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
+    if args.asyncio:
+        asyncio.run(run_on_a_loop(args))
+        return 0
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from django_apscheduler.jobstores import DjangoJobStore
@@ -53,23 +114,7 @@ def main():
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": args.misfire_grace_time})
     scheduler.add_jobstore(DjangoJobStore(), "default")
     scheduler.start()
-    start = (
-        datetime.fromtimestamp(args.start_at, tz=timezone.utc)
-        if args.start_at
-        else datetime.now(timezone.utc) + timedelta(seconds=1)
-    )
-    for index in range(args.jobs):
-        job_id = f"job{index:03d}"
-        scheduler.add_job(
-            record,
-            "interval",
-            seconds=args.interval,
-            start_date=start,
-            args=[args.log, job_id, args.job_sleep],
-            id=job_id,
-            max_instances=1,
-            replace_existing=True,
-        )
+    add_jobs(scheduler, args)
     print(f"READY {os.getpid()}", flush=True)
 
     stop = threading.Event()
