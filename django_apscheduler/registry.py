@@ -205,8 +205,20 @@ def sync_declared_jobs(scheduler: BaseScheduler, jobstore: str = "default") -> N
             _sync_one(scheduler, declared, jobstore)
         except Exception:
             logger.exception("Could not store the declared job %r; the other jobs are unaffected.", declared.id)
-    _record_declarations(declared_jobs())
-    _handle_undeclared({declared.id for declared in declared_jobs()})
+    _record_declarations([declared for declared in declared_jobs() if declared.problem is None])
+    # An invalid declaration still declares its id: a job stored under it is left as
+    # it was, not handled as undeclared. An id no database holds cannot be stored.
+    _handle_undeclared({declared.id for declared in declared_jobs() if _storable_id(declared.id)})
+
+
+def _storable_id(job_id: object) -> bool:
+    from . import limits
+
+    try:
+        limits.check_job_id(job_id)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _record_declarations(declared: list[DeclaredJob]) -> None:

@@ -326,10 +326,14 @@ def test_bad_declarations_are_logged_by_name_and_the_others_still_sync(monkeypat
             spec = dict(spec)
             registry.job(spec.pop("trigger"), id=job_id, **spec)(jobfuncs.noop)  # declaring does not raise
         registry.job("interval", id="good", minutes=5)(jobfuncs.noop)
+        # Stored by an earlier, valid declaration: kept as it was, not taken for undeclared.
+        DjangoJobStore().add_job(build_job("too-late", NEXT_WEEK, IntervalTrigger(hours=1, timezone=UTC)))
+        DjangoJob.objects.filter(pk="too-late").update(declared=True)
         scheduler = scheduler_factory()
         registry.sync_when_started(scheduler)
         scheduler.start(paused=True)
-    assert list(DjangoJob.objects.values_list("pk", flat=True)) == ["good"]
+    assert sorted(DjangoJob.objects.values_list("pk", flat=True)) == ["good", "too-late"]
+    assert DjangoJob.objects.get(pk="too-late").next_run_time is not None
     text = caplog.text
     assert "256 characters long" in text and "NUL" in text
     assert "'too-many'" in text and "max_instances must be" in text
