@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from numbers import Real
 from typing import Any, TypeGuard
@@ -9,7 +10,7 @@ from typing import Any, TypeGuard
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from . import conf
+from . import conf, limits
 from .autostart import management_command
 
 
@@ -22,13 +23,14 @@ def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-# setting -> (test, what it must be)
-_POSITIVE = (lambda v: _is_number(v) and v > 0, "a positive number of seconds")
+# setting -> (test, what it must be). Seconds must be finite: an infinite interval
+# or timeout is an OverflowError in the first timedelta or wait made with it.
+_POSITIVE = (lambda v: _is_number(v) and 0 < v < math.inf, "a positive number of seconds")
 _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "APSCHEDULER_DATETIME_FORMAT": (lambda v: isinstance(v, str) and v != "", "a Django date format string"),
     "APSCHEDULER_RUN_NOW_TIMEOUT": (
-        lambda v: _is_number(v) and v >= 0,
-        "a number of seconds (0 or more)",
+        lambda v: _is_number(v) and 0 <= v <= limits.MAX_RUN_NOW_TIMEOUT,
+        f"a number of seconds from 0 to {limits.MAX_RUN_NOW_TIMEOUT:,}",
     ),
     "APSCHEDULER_POLL_INTERVAL": _POSITIVE,
     "APSCHEDULER_HEARTBEAT_INTERVAL": _POSITIVE,
@@ -37,7 +39,10 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "APSCHEDULER_CLOSE_OLD_CONNECTIONS": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_AUTOSTART": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_UNDECLARED_JOBS": (lambda v: v in ("pause", "remove", "keep"), '"pause", "remove" or "keep"'),
-    "APSCHEDULER_HISTORY_RETENTION": (lambda v: v is None or _POSITIVE[0](v), "None or a positive number of seconds"),
+    "APSCHEDULER_HISTORY_RETENTION": (
+        lambda v: v is None or (_POSITIVE[0](v) and v <= limits.MAX_HISTORY_AGE),
+        f"None or a positive number of seconds up to {limits.MAX_HISTORY_AGE:,} (100 years)",
+    ),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import unicodedata
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import crontab
-from .jobstate import MAX_INSTANCES, MAX_MISFIRE_GRACE_TIME
+from . import crontab, limits
+from .limits import MAX_INSTANCES, MAX_MISFIRE_GRACE_TIME
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -187,8 +188,8 @@ class CreateJobForm(ScheduleForm):
     field_order = ["function", "job_id", "name", "args", "kwargs", "kind"]
 
     function = forms.ChoiceField(label=_("Function"))
-    job_id = forms.CharField(label=_("Job id"), max_length=255)
-    name = forms.CharField(label=_("Name"), required=False, max_length=255)
+    job_id = forms.CharField(label=_("Job id"), max_length=limits.MAX_JOB_ID_LENGTH)
+    name = forms.CharField(label=_("Name"), required=False, max_length=limits.MAX_NAME_LENGTH)
     args = forms.CharField(
         label=_("Arguments"), required=False, initial="[]", help_text=_('A JSON list, e.g. [1, "two"].')
     )
@@ -212,9 +213,19 @@ class CreateJobForm(ScheduleForm):
         job_id = self.cleaned_data["job_id"].strip()
         if not job_id:
             raise forms.ValidationError(_("Enter an id."))
+        if _has_unprintable(job_id):
+            # Stored fine, but an id no one can see or type again (in the list, on the
+            # command line) is a mistake or a trick: "/", "_", spaces and any letters are fine.
+            raise forms.ValidationError(_("An id cannot contain control characters such as a line break or a tab."))
         if DjangoJob.objects.filter(pk=job_id).exists():
             raise forms.ValidationError(_("A job with this id exists already."))
         return job_id
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data.get("name") or ""
+        if _has_unprintable(name):
+            raise forms.ValidationError(_("A name cannot contain control characters such as a line break or a tab."))
+        return name
 
     def clean_args(self) -> list:
         value = _json(self.cleaned_data.get("args") or "[]")
@@ -241,7 +252,24 @@ class CreateJobForm(ScheduleForm):
 
 
 def _json(text: str) -> Any:
+    """The JSON value of ``text``, measured first: json.loads never sees a text too big or too deep."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.MAX_JSON_BYTES:
+        raise forms.ValidationError(
+            _("At most %(max)s bytes of JSON; this is %(n)s.") % {"max": f"{limits.MAX_JSON_BYTES:,}", "n": f"{size:,}"}
+        )
+    if limits.json_depth(text) > limits.MAX_JSON_DEPTH:
+        raise forms.ValidationError(
+            _("JSON may be nested at most %(max)d levels deep; pass flatter data.") % {"max": limits.MAX_JSON_DEPTH}
+        )
     try:
-        return json.loads(text)
-    except ValueError as error:
+        value = json.loads(text)
+    except ValueError as error:  # also a number of more digits than Python converts
         raise forms.ValidationError(_("Not valid JSON: %(error)s") % {"error": error}) from None
+    return value
+
+
+def _has_unprintable(text: str) -> bool:
+    """Control characters (Unicode category Cc: line breaks, tabs, NUL, DEL...) or lone surrogates."""
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+

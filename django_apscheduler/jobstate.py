@@ -38,21 +38,8 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 from .describe import describe_state
+from .limits import MAX_INSTANCES, MAX_MISFIRE_GRACE_TIME, MAX_STATE_BYTES, check_job_id, storable_time, text_problem
 from .timezones import from_db
-
-# A fire later than this is not "late", it is another era: the grace time must be
-# smaller, or None ("however late"). APScheduler turns it into a timedelta at every
-# run, which overflows above about 8.6e13 seconds (timedelta.max); a bound well below
-# that keeps every date computation with it safe, and still admits the huge values
-# (10**10 and the like) that some 0.7-era jobs use to mean "however late".
-MAX_MISFIRE_GRACE_TIME = 10**12  # seconds: about 31,700 years
-# More concurrent instances of one job than any thread pool or worker fleet runs.
-MAX_INSTANCES = 100_000
-# Every claim of a due job reads and unpickles its state, inside the claim
-# transaction: a state of megabytes would hold the database's write lock for
-# seconds and slow every other job's claim. Large data belongs in the caller's own
-# tables, with its key as the job's argument.
-MAX_STATE_BYTES = 1_000_000
 
 # Signed state: this prefix (format version 1), a 32-byte HMAC-SHA256 of the pickle,
 # then the pickle. Pickles of protocol 2 and later start with 0x80 and those of 0
@@ -89,17 +76,44 @@ def dump_state(state: dict[str, Any], protocol: int = pickle.HIGHEST_PROTOCOL, *
     """
     job_id = job_id or str(state.get("id", ""))
     check_options(state, job_id=job_id)
+    _check_storable(state, job_id)
     trigger = state.get("trigger")
     stands_for = getattr(trigger, "stands_for", None)
     if stands_for is not None:
         state = {**state, "trigger": stands_for}
-    pickled = pickle.dumps(state, protocol)
+    try:
+        pickled = pickle.dumps(state, protocol)
+    except RecursionError:  # pickle recurses once per level of nested arguments
+        raise JobStateError(
+            f"Job {job_id!r}: its arguments are nested too deeply to be stored; pass flatter data"
+        ) from None
     if len(pickled) > MAX_STATE_BYTES:
         raise JobStateError(
             f"Job {job_id!r}: its state is {len(pickled):,} bytes pickled, over the limit of {MAX_STATE_BYTES:,}; "
             "keep large data in your own tables and pass its key as the job's argument"
         )
     return {"job_state": sign(pickled), **plain_columns(state)}
+
+
+def _check_storable(state: dict[str, Any], job_id: str) -> None:
+    """Refuse, before any write, what a database would refuse, cut or mangle.
+
+    Only on the way in: a stored job is never refused at load for these, so nothing
+    already stored stops running.
+    """
+    try:
+        check_job_id(state.get("id", job_id))
+    except (TypeError, ValueError) as error:
+        raise JobStateError(str(error)) from None  # the message shows the id, cut if long
+    try:
+        storable_time(state.get("next_run_time"))
+    except ValueError as error:
+        raise JobStateError(f"Job {job_id!r}: {error}") from None
+    for key in ("name", "executor"):  # copied as text into the plain columns
+        value = state.get(key)
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise JobStateError(f"Job {job_id!r}: its {key} cannot be stored: {problem}")
 
 
 def plain_columns(state: dict[str, Any]) -> dict[str, Any]:

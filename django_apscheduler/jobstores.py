@@ -27,7 +27,7 @@ from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from . import conf, jobstate
+from . import conf, jobstate, limits
 from .asyncio_support import runs_off_the_loop
 from .compat import DjangoResultStoreMixin
 from .database import connection_hygiene, ensure_tables_exist, run_with_retry
@@ -39,9 +39,9 @@ from .timezones import to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.jobstores")
 
-_id_max_length = DjangoJob._meta.get_field("id").max_length
-assert _id_max_length is not None  # a CharField, declared with max_length
-MAX_JOB_ID_LENGTH: int = _id_max_length
+# The model's own bound, which ``limits`` states with its reason.
+MAX_JOB_ID_LENGTH: int = limits.MAX_JOB_ID_LENGTH
+assert DjangoJob._meta.get_field("id").max_length == MAX_JOB_ID_LENGTH
 
 # Calls made on behalf of user code (add_job, modify_job, ...) retry transient
 # errors a few times, then let the caller see the error.
@@ -55,13 +55,8 @@ _ERROR_RETRY = timedelta(seconds=10)
 
 
 def _check_job_id(job_id: Any) -> None:
-    if not isinstance(job_id, str):
-        raise TypeError(f"Job id must be a string, not {type(job_id).__name__}")
-    if len(job_id) > MAX_JOB_ID_LENGTH:
-        raise ValueError(
-            f"Job id is {len(job_id)} characters long; DjangoJobStore stores at most "
-            f"{MAX_JOB_ID_LENGTH}. Give the job a shorter id: {job_id[:60]!r}…"
-        )
+    """An id no database could store as given (too long, NUL, ...) is refused before any write."""
+    limits.check_job_id(job_id)
 
 
 @runs_off_the_loop

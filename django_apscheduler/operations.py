@@ -20,7 +20,7 @@ from apscheduler.jobstores.base import ConflictingIdError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
-from . import jobstate
+from . import jobstate, limits
 from .models import DjangoJob, DjangoJobExecution
 from .timezones import to_db, utc_now
 
@@ -125,7 +125,9 @@ def resume_job(job_id: str) -> datetime:
 
 
 def require_jobs(job_ids: list[str]) -> None:
-    """Raise UnknownJob for the first id that is not stored."""
+    """Raise UnknownJob for the first id that is not stored (ValueError for one no job could have)."""
+    for job_id in job_ids:
+        limits.check_job_id(job_id)  # a NUL would be a database error on PostgreSQL, not "unknown"
     known = set(DjangoJob.objects.filter(pk__in=job_ids).values_list("pk", flat=True))
     for job_id in job_ids:
         if job_id not in known:
@@ -136,8 +138,11 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
     """Give a stored job a new trigger and options; return its new next run time.
 
     A paused job stays paused (None is returned): resuming it applies the new
-    trigger. Running schedulers obey the change live (the column is the truth).
-    Options out of range raise ``jobstate.JobStateError`` and nothing is written.
+    trigger. An active job whose new trigger has no further fire is kept, paused
+    (None is returned too): nothing is deleted without being asked. Running
+    schedulers obey the change live (the column is the truth). Options out of
+    range, or a trigger whose next fire lies past what a date-time holds, raise
+    ``jobstate.JobStateError`` and nothing is written.
     """
     row = DjangoJob.objects.filter(pk=job_id).values_list("next_run_time", "job_state").first()
     if row is None:
@@ -147,7 +152,7 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
     except jobstate.JobStateError as error:
         raise ValueError(f"Job {job_id!r} {error}; fix its code first.") from None
     paused = row[0] is None
-    next_run_time = None if paused else trigger.get_next_fire_time(None, utc_now())
+    next_run_time = None if paused else _next_fire(job_id, trigger)
     state.update(
         trigger=trigger,
         max_instances=max_instances,
@@ -158,6 +163,14 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
     columns = jobstate.dump_state(state, job_id=job_id)
     DjangoJob.objects.filter(pk=job_id).update(next_run_time=to_db(next_run_time), **columns)
     return next_run_time
+
+
+def _next_fire(job_id: str, trigger: Any) -> datetime | None:
+    """The trigger's first fire from now; ``JobStateError`` when it lies past what a date-time holds."""
+    try:
+        return trigger.get_next_fire_time(None, utc_now())
+    except (OverflowError, ValueError) as error:
+        raise jobstate.JobStateError(f"Job {job_id!r}: its next run time is beyond the dates a schedule can reach ({error})") from None
 
 
 def create_job(
@@ -176,8 +189,10 @@ def create_job(
     """Store a new job (raises APScheduler's ConflictingIdError if the id is taken); return its next run time.
 
     ``paused`` stores it without a next run time (None is returned): resuming it starts it.
+    Whatever cannot be stored (options out of range, an id or a date a database
+    cannot hold) raises ``jobstate.JobStateError`` and nothing is written.
     """
-    next_run_time = None if paused else trigger.get_next_fire_time(None, utc_now())
+    next_run_time = None if paused else _next_fire(job_id, trigger)
     # A Job needs no scheduler to be built and stored; running schedulers pick the
     # row up from the database.
     job = Job(

@@ -69,7 +69,10 @@ class ExecutionQuerySet(models.QuerySet["DjangoJobExecution"]):
 
         django-apscheduler 0.7's name and behaviour, kept for its users.
         """
-        cutoff = timezone.now() - timedelta(seconds=max_age)
+        try:
+            cutoff = timezone.now() - timedelta(seconds=max_age)
+        except OverflowError:
+            raise ValueError(f"max_age={max_age!r} seconds reaches back before the year 1; nothing is that old") from None
         deleted, _per_model = self.filter(run_time__lt=cutoff).delete()
         return deleted
 

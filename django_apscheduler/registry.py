@@ -28,6 +28,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -60,6 +61,9 @@ class DeclaredJob:
     # Django permissions ("app_label.codename") a user needs, beyond the admin's own
     # rules, to create a job of this function or make one run (see admin/permissions.py).
     permissions: tuple[str, ...] = ()
+    # Why this declaration cannot be stored (an id, option or trigger out of bounds),
+    # found when it is declared; the sync skips it and says why, and syncs the others.
+    problem: str | None = None
 
 
 _declared: dict[str, DeclaredJob] = {}
@@ -97,7 +101,13 @@ def job(
         existing = _declared.get(job_id)
         if existing is not None and existing.func is not func:
             raise ValueError(f"Two jobs are declared with the id {job_id!r}; give one of them another id.")
-        _declared[job_id] = DeclaredJob(func, trigger, trigger_args, job_id, options, history, required)
+        declared = DeclaredJob(func, trigger, trigger_args, job_id, options, history, required)
+        declared.problem = declaration_problem(declared)
+        if declared.problem is not None:
+            # Not raised: an exception here would abort the import of the whole jobs
+            # module, and with it every other job it declares.
+            logger.error("Declared job %r is not valid and will not be scheduled: %s", job_id, declared.problem)
+        _declared[job_id] = declared
         return func
 
     return decorator
@@ -115,6 +125,39 @@ def _permission_names(permissions: Iterable[str]) -> tuple[str, ...]:
         if not isinstance(name, str) or not _PERMISSION_NAME.fullmatch(name):
             raise ValueError(f"permissions take 'app_label.codename' strings, not {name!r}")
     return names
+
+
+def declaration_problem(declared: DeclaredJob) -> str | None:
+    """Why ``declared`` cannot be stored as a job, in words; None when it can.
+
+    The same bounds as every other way in (``limits``): the id, the options, and a
+    trigger that can be built and fires at least once more, within the dates a
+    date-time holds. The trigger is built in ``settings.TIME_ZONE``, as at start.
+    """
+    from django.conf import settings
+
+    from . import jobstate, limits
+
+    try:
+        limits.check_job_id(declared.id)
+        jobstate.check_options(declared.options, job_id=declared.id)
+        for key in ("name", "executor"):
+            value = declared.options.get(key)
+            problem = limits.text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                raise ValueError(f"its {key} cannot be stored: {problem}")
+        trigger = make_trigger(declared.trigger, declared.trigger_args, settings.TIME_ZONE or "UTC")
+        first = trigger.get_next_fire_time(None, datetime.now(timezone.utc))
+        if first is None:
+            raise ValueError(f"its trigger ({trigger}) never fires from now on")
+        limits.storable_time(first)
+    except OverflowError as error:
+        return f"its trigger reaches beyond the dates a schedule can reach ({error})"
+    except ValueError as error:  # also jobstate.JobStateError
+        return str(error)
+    except Exception as error:  # noqa: BLE001 -- a trigger class is user code: any error is the declaration's
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def declared_jobs() -> list[DeclaredJob]:
@@ -210,8 +253,20 @@ def sync_declared_jobs(scheduler: BaseScheduler, jobstore: str = "default") -> N
             _sync_one(scheduler, declared, jobstore)
         except Exception:
             logger.exception("Could not store the declared job %r; the other jobs are unaffected.", declared.id)
-    _record_declarations(declared_jobs())
-    _handle_undeclared({declared.id for declared in declared_jobs()})
+    _record_declarations([declared for declared in declared_jobs() if declared.problem is None])
+    # An invalid declaration still declares its id: a job stored under it is left as
+    # it was, not handled as undeclared. An id no database holds cannot be stored.
+    _handle_undeclared({declared.id for declared in declared_jobs() if _storable_id(declared.id)})
+
+
+def _storable_id(job_id: object) -> bool:
+    from . import limits
+
+    try:
+        limits.check_job_id(job_id)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _record_declarations(declared: list[DeclaredJob]) -> None:
@@ -253,6 +308,13 @@ def _sync_one(scheduler: BaseScheduler, declared: DeclaredJob, jobstore: str) ->
     the code's declaration applies again. No fingerprint yet (a job stored before
     fingerprints existed): the stored job is compared with the code, as it used to be.
     """
+    if declared.problem is not None:
+        logger.error(
+            "Declared job %r is not valid, so it was not stored or changed (the other declared jobs are): %s",
+            declared.id,
+            declared.problem,
+        )
+        return
     stored = scheduler.get_job(declared.id, jobstore)
     wanted = make_trigger(declared.trigger, declared.trigger_args, scheduler.timezone)
     fingerprint = declaration_fingerprint(declared, wanted)

@@ -199,20 +199,30 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(job.details or {}))
         if request.method == "POST" and form.is_valid() and self._may_save_schedule(request, job, form):
             data = form.cleaned_data
-            next_run_time = operations.reschedule(
-                job.pk,
-                data["trigger"],
-                max_instances=data["max_instances"],
-                coalesce=data["coalesce"],
-                misfire_grace_time=data["misfire_grace_time"],
-            )
+            try:
+                next_run_time = operations.reschedule(
+                    job.pk,
+                    data["trigger"],
+                    max_instances=data["max_instances"],
+                    coalesce=data["coalesce"],
+                    misfire_grace_time=data["misfire_grace_time"],
+                )
+            except ValueError as error:  # JobStateError, or a row that no longer loads: nothing was written
+                self.message_user(request, str(error), messages.ERROR)
+                return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
+            level = messages.SUCCESS
+            if next_run_time:
+                when = get_local_dt_format(next_run_time)
+            elif job.next_run_time is None:
+                when = gettext("paused (resume it to apply)")
+            else:  # the form saw a fire, which passed meanwhile (a date a moment away)
+                level, when = messages.WARNING, gettext("none, as it has no further run time: it is kept, paused")
             self._log_change(request, job.pk, audit.schedule_changed(job.trigger_description, job.details or {}, data["trigger"], data, next_run_time))
-            when = get_local_dt_format(next_run_time) if next_run_time else gettext("paused (resume it to apply)")
             self.message_user(
                 request,
                 gettext("Schedule of “%(job)s” changed: %(trigger)s; next run %(when)s.")
                 % {"job": job.pk, "trigger": describe_trigger(data["trigger"]), "when": when},
-                messages.SUCCESS,
+                level,
             )
             return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
         context = {
@@ -345,6 +355,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
                 )
             except ConflictingIdError:
                 form.add_error("job_id", gettext("A job with this id exists already."))
+            except jobstate.JobStateError as error:  # what the form cannot see (state size): nothing stored
+                form.add_error(None, str(error))
             else:
                 created = DjangoJob.objects.only("id", "next_run_time").get(pk=data["job_id"])
                 entry = audit.created(data["function"], data["args"], data["kwargs"], data["trigger"], next_run_time)

@@ -12,7 +12,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_apscheduler import operations, runner, runnow
+from django_apscheduler import limits, operations, runner, runnow
 from django_apscheduler.database import TablesMissing, ensure_tables_exist
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
 from django_apscheduler.querysets import is_alive
@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         commands = parser.add_subparsers(dest="subcommand", metavar="subcommand", required=True)
         start = commands.add_parser("start", help="Run a scheduler in the foreground with the jobs of each app's jobs.py.")
-        start.add_argument("--workers", type=int, default=10, help="Threads that run jobs (default 10).")
+        start.add_argument("--workers", type=int, default=10, help=f"Threads that run jobs (default 10, at most {limits.MAX_WORKERS}).")
         commands.add_parser("list", help="List stored jobs: trigger, next run, state, last status.")
         run = commands.add_parser("run", help="Run jobs once now, leaving their schedules unchanged.")
         run.add_argument("job_ids", nargs="+", metavar="JOB_ID")
@@ -61,9 +61,7 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
 
     def handle_start(self, workers, **options):
-        if workers < 1:
-            raise CommandError("--workers must be at least 1")
-        runner.run_scheduler(max_workers=workers)
+        runner.run_scheduler(max_workers=limits.check_workers(workers))
 
     def handle_list(self, **options):
         jobs = operations.list_jobs()
@@ -77,6 +75,8 @@ class Command(BaseCommand):
         self._write_table(rows)
 
     def handle_run(self, job_ids, timeout, **options):
+        if timeout is not None:
+            limits.check_seconds(timeout, name="--timeout", maximum=limits.MAX_RUN_NOW_TIMEOUT)
         operations.require_jobs(job_ids)
         results = runnow.run_jobs_now(job_ids, timeout=timeout)
         failed = False
@@ -110,8 +110,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{job_id}: resumed, next run {get_local_dt_format(next_run_time)}")
 
     def handle_prune(self, max_age, **options):
-        if max_age < 0:
-            raise CommandError("--max-age must not be negative")
+        limits.check_seconds(max_age, name="--max-age", maximum=limits.MAX_HISTORY_AGE)
         deleted = DjangoJobExecution.objects.delete_old_job_executions(max_age)
         self.stdout.write(f"Deleted {deleted} execution(s) older than {max_age} seconds.")
 
