@@ -39,8 +39,10 @@ MAX_DELAY = 5.0
 # MySQL / MariaDB error codes that mean "try the same transaction again".
 _MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
 # Errors that mean the schema lacks a table or column the code uses, per vendor.
-_MYSQL_SCHEMA_ERRORS = {1054, 1146}  # unknown column, no such table
-_POSTGRES_SCHEMA_ERRORS = {"42703", "42P01"}  # undefined_column, undefined_table
+# SQLSTATEs, as psycopg and PyMySQL report them: PostgreSQL's undefined_column and
+# undefined_table, MySQL's column and table not found.
+_SCHEMA_SQLSTATES = {"42703", "42P01", "42S22", "42S02"}
+_MYSQL_SCHEMA_ERRORS = {1054, 1146}  # the same for MySQL drivers without SQLSTATE (mysqlclient)
 _SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named")
 
 _MIGRATE_HINT = "run `python manage.py migrate` first"
@@ -55,10 +57,9 @@ def is_schema_error(error: BaseException) -> bool:
     if not isinstance(error, DatabaseError):
         return False
     cause = error.__cause__
-    # psycopg 3 names it sqlstate, psycopg2 pgcode.
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-    if sqlstate is not None:
-        return sqlstate in _POSTGRES_SCHEMA_ERRORS
+    # psycopg 3 and PyMySQL name it sqlstate, psycopg2 pgcode.
+    if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) in _SCHEMA_SQLSTATES:
+        return True
     code = error.args[0] if error.args else None
     if isinstance(code, int):
         return code in _MYSQL_SCHEMA_ERRORS
