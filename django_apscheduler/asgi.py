@@ -27,7 +27,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from django.conf import settings
 
 from .asyncio_support import off_the_loop
-from .database import TablesMissing, ensure_tables_exist
+from .database import SchemaNotReady, ensure_schema_ready
 
 logger = logging.getLogger("django_apscheduler.asgi")
 
@@ -75,8 +75,8 @@ class with_scheduler:  # noqa: N801 - reads as the function it stands for
 
     async def start(self) -> None:
         try:
-            off_the_loop(ensure_tables_exist)
-        except TablesMissing as error:
+            off_the_loop(ensure_schema_ready)
+        except SchemaNotReady as error:
             logger.warning("Scheduler not started: %s Then restart the server.", error)
             return
         scheduler = self.make_scheduler()

@@ -7,8 +7,8 @@ parent) and the WSGI/ASGI servers below; never a one-off management command
 workers each running a scheduler is safe: fires are claimed in the database.
 
 The start itself happens a moment after Django has loaded, in a thread, so the
-database is not touched during app loading; if the tables do not exist yet, it
-logs "run migrate first" and does nothing (the next boot starts cleanly). A
+database is not touched during app loading; if the tables or migrations are
+missing, it logs "run migrate first" and does nothing (the next boot starts cleanly). A
 preforking server that loads the app before forking (gunicorn ``--preload``,
 uWSGI without ``lazy-apps``) forks before that moment: the parent then starts
 nothing and every forked worker starts its own scheduler.
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from django.conf import settings
 
 from . import conf, registry
-from .database import TablesMissing, ensure_tables_exist
+from .database import SchemaNotReady, ensure_schema_ready
 
 logger = logging.getLogger("django_apscheduler.autostart")
 
@@ -132,14 +132,20 @@ def _start() -> None:
         if _scheduler is not None:
             return
         try:
-            ensure_tables_exist()
-        except TablesMissing as error:
+            ensure_schema_ready()
+        except SchemaNotReady as error:
             logger.warning("Scheduler not started: %s Then restart this process.", error)
             return
         registry.autodiscover()
         scheduler = BackgroundScheduler(timezone=settings.TIME_ZONE, jobstores={"default": DjangoJobStore()})
         registry.sync_when_started(scheduler)
-        scheduler.start()
+        try:
+            scheduler.start()
+        # This runs in a timer thread, whose uncaught errors bypass logging; a failed
+        # start leaves nothing running, and the web process serves on without it.
+        except Exception:  # noqa: BLE001
+            logger.exception("Scheduler not started: its start failed.")
+            return
         _scheduler = scheduler
     logger.info("Scheduler autostarted in process %s with %d declared job(s)", os.getpid(), len(registry.declared_jobs()))
     note = asgi_note(sys.argv)

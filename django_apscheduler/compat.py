@@ -52,7 +52,11 @@ class DjangoResultStoreMixin:
     that calls them or registers them as listeners.
     """
 
-    _fires: Fires
+    if TYPE_CHECKING:
+        # The store's fires' owner, a property of the job stores.
+        @property
+        def _fires(self) -> Fires: ...
+
     _scheduler: Any
     _alias: str | None
 

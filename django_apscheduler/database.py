@@ -5,6 +5,10 @@ reports "database is locked" and MariaDB picks deadlock victims. None of that ma
 end a scheduler's main loop, so the job store runs its queries through
 ``run_with_retry``: transient errors are logged once, the broken connection is
 dropped, and the call is tried again with exponential back-off.
+
+A schema behind the code (``manage.py migrate`` not run after an upgrade) is not
+transient: ``ensure_schema_ready`` reports it before anything starts, and an error
+of that kind met later is raised as ``SchemaNotReady`` instead of being retried.
 """
 
 from __future__ import annotations
@@ -35,10 +39,39 @@ MAX_DELAY = 5.0
 
 # MySQL / MariaDB error codes that mean "try the same transaction again".
 _MYSQL_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+# Errors that mean the schema lacks a table or column the code uses, per vendor.
+# SQLSTATEs, as psycopg and PyMySQL report them: PostgreSQL's undefined_column and
+# undefined_table, MySQL's column and table not found.
+_SCHEMA_SQLSTATES = {"42703", "42P01", "42S22", "42S02"}
+_MYSQL_SCHEMA_ERRORS = {1054, 1146}  # the same for MySQL drivers without SQLSTATE (mysqlclient)
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named")
+
+_MIGRATE_HINT = "run `python manage.py migrate` first"
+
+
+class SchemaNotReady(RuntimeError):
+    """The database lacks the package's tables or migrations: ``manage.py migrate`` has not run."""
+
+
+def is_schema_error(error: BaseException) -> bool:
+    """True for errors saying a table or column is missing: no retry can fix those, a migrate can."""
+    if not isinstance(error, DatabaseError):
+        return False
+    cause = error.__cause__
+    # psycopg 3 and PyMySQL name it sqlstate, psycopg2 pgcode.
+    if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) in _SCHEMA_SQLSTATES:
+        return True
+    code = error.args[0] if error.args else None
+    if isinstance(code, int):
+        return code in _MYSQL_SCHEMA_ERRORS
+    message = str(error)
+    return isinstance(error, OperationalError) and any(text in message for text in _SQLITE_SCHEMA_ERRORS)
 
 
 def is_transient(error: BaseException) -> bool:
     """True for errors that a retry on a fresh connection can fix."""
+    if is_schema_error(error):
+        return False
     if isinstance(error, (OperationalError, InterfaceError)):
         return True
     # Deadlocks surface as OperationalError on MySQL drivers, but some drivers map
@@ -118,7 +151,13 @@ def run_with_retry(
         try:
             result = func()
         except DatabaseError as error:
-            if connection.in_atomic_block or not is_transient(error):
+            if connection.in_atomic_block:
+                raise
+            if is_schema_error(error):
+                raise SchemaNotReady(
+                    f"Database error while {what}: {error}. The schema is behind the code: {_MIGRATE_HINT}."
+                ) from error
+            if not is_transient(error):
                 raise
             if attempts is not None and attempt >= attempts:
                 raise
@@ -168,22 +207,48 @@ def writes_read_subqueries_without_locks() -> bool:
     return connection.vendor != "mysql"
 
 
-class TablesMissing(RuntimeError):
-    """The package's tables do not exist yet: ``manage.py migrate`` has not run."""
+def ensure_schema_ready() -> None:
+    """Raise ``SchemaNotReady`` naming the fix when the package's migrations or tables are missing.
 
-
-def ensure_tables_exist() -> None:
-    """Raise ``TablesMissing`` with the fix when the package's tables are absent."""
+    Called when something starts (a scheduler, the command, autostart), not per
+    query: it loads the migration graph, tens of milliseconds. Nothing is cached,
+    so a ``migrate`` run since the last call is seen.
+    """
+    unapplied = run_with_retry(_unapplied_migrations, "checking the database migrations")
+    if unapplied:
+        shown = ", ".join(unapplied[:_NAMES_SHOWN])
+        if len(unapplied) > _NAMES_SHOWN:
+            shown += f" and {len(unapplied) - _NAMES_SHOWN} more"
+        raise SchemaNotReady(f"django-apscheduler's migrations are not all applied ({shown}): {_MIGRATE_HINT}.")
     from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 
     needed = {model._meta.db_table for model in (DjangoJob, DjangoJobExecution, SchedulerInstance)}
     present = set(run_with_retry(connection.introspection.table_names, "checking the database tables"))
     missing = sorted(needed - present)
     if missing:
-        raise TablesMissing(
-            f"django-apscheduler's tables are missing ({', '.join(missing)}): "
-            "run `python manage.py migrate` first."
-        )
+        raise SchemaNotReady(f"django-apscheduler's tables are missing ({', '.join(missing)}): {_MIGRATE_HINT}.")
+
+
+_NAMES_SHOWN = 5
+
+
+def _unapplied_migrations() -> list[str]:
+    """The migrations ``migrate`` would apply to bring this app up to date (its dependencies included)."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    from .models import DjangoJob
+
+    app_label = DjangoJob._meta.app_label
+    executor = MigrationExecutor(connection)
+    # No leaf when the project turned this app's migrations off (MIGRATION_MODULES):
+    # then only the tables can be checked.
+    targets = [node for node in executor.loader.graph.leaf_nodes() if node[0] == app_label]
+    plan = executor.migration_plan(targets)
+    return [
+        migration.name if migration.app_label == app_label else f"{migration.app_label}.{migration.name}"
+        for migration, backwards in plan
+        if not backwards
+    ]
 
 
 # A connection idle for longer than this is checked (one round trip) before reuse.

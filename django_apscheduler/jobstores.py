@@ -30,7 +30,7 @@ from django.db.models import F
 from . import conf, jobstate, limits
 from .asyncio_support import runs_off_the_loop
 from .compat import DjangoResultStoreMixin
-from .database import connection_hygiene, ensure_tables_exist, run_with_retry
+from .database import connection_hygiene, ensure_schema_ready, run_with_retry
 from .fingerprint import same_schedule
 from .fires import Fires, flag_broken
 from .membership import Membership, earliest_due
@@ -59,8 +59,35 @@ def _check_job_id(job_id: Any) -> None:
     limits.check_job_id(job_id)
 
 
+class _JoinsItsScheduler:
+    """What both stores do with their scheduler's ``Membership`` (see ``Membership.join_once_started``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._membership: Membership | None = None
+        # Until its scheduler has started, a store used on its own (as APScheduler's
+        # job-store tests do) records fires in the calling thread, with no scheduler row.
+        self._standalone_fires = Fires(alias="")
+
+    @property
+    def _fires(self) -> Fires:
+        """The scheduler's fires' owner once it has started, else the calling thread's."""
+        membership = self._membership
+        return membership.fires if membership is not None and membership.joined else self._standalone_fires
+
+    def _join(self, membership: Membership) -> None:
+        self._leave()  # started again: after a failed start, or on another scheduler
+        self._membership = membership
+        membership.join_once_started()
+
+    def _leave(self) -> None:
+        if self._membership is not None:
+            self._membership.leave()
+            self._membership = None
+
+
 @runs_off_the_loop
-class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
+class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
     """Stores jobs in the Django database; any number of schedulers may share it.
 
     Works with every APScheduler 3 scheduler class, AsyncIOScheduler included: called
@@ -73,10 +100,6 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
     def __init__(self, pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         super().__init__()
         self.pickle_protocol = pickle_protocol
-        self._membership: Membership | None = None
-        # Until started, a store used on its own (as APScheduler's job-store tests do)
-        # records fires in the calling thread, with no scheduler row.
-        self._fires = Fires(alias="")
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
         self._last_claim_empty = False
@@ -92,18 +115,16 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
         super().start(scheduler, alias)
         self._stopping.clear()
-        ensure_tables_exist()
+        ensure_schema_ready()
         # Code may have come back since a job was flagged: let every job try again.
         run_with_retry(lambda: DjangoJob.objects.filter(broken=True).mark_repaired(), "clearing broken-job flags")
-        self._membership = Membership(scheduler, alias, planned_wakeup=lambda: self._planned_wakeup)
-        self._fires = self._membership.join()
+        self._join(Membership(scheduler, alias, planned_wakeup=lambda: self._planned_wakeup))
 
     def shutdown(self) -> None:
         self._stopping.set()
-        if self._membership is not None:
-            self._membership.leave()
-            self._membership = None
+        self._leave()
         super().shutdown()
+
 
     def _should_stop(self) -> bool:
         return (
@@ -296,23 +317,15 @@ def _has_executor(scheduler: BaseScheduler, alias: str) -> bool:
     return True
 
 
-class DjangoMemoryJobStore(DjangoResultStoreMixin, MemoryJobStore):
+class DjangoMemoryJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, MemoryJobStore):
     """APScheduler's in-memory job store, with executions recorded in the database."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._membership: Membership | None = None
-        self._fires = Fires(alias="")  # until started, fires are recorded in the caller's thread
 
     def start(self, scheduler: BaseScheduler, alias: str) -> None:
         super().start(scheduler, alias)
-        self._membership = Membership(scheduler, alias, in_cluster=False)
-        self._fires = self._membership.join()
+        self._join(Membership(scheduler, alias, in_cluster=False))
 
     def shutdown(self) -> None:
-        if self._membership is not None:
-            self._membership.leave()
-            self._membership = None
+        self._leave()
         super().shutdown()
 
     def get_due_jobs(self, now: datetime) -> list[Job]:

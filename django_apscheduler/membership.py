@@ -36,7 +36,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from django.db import close_old_connections
 from django.db.models import Exists, Q, Subquery
 
@@ -193,6 +194,47 @@ class Membership:
         self.session_lock: liveness.SessionLock | None = None
         self._heartbeat: Heartbeat | None = None
         self._listener: postgres.Listener | None = None
+        self._waiting_for_start = False
+        # Whether the fires' owner, the row and the threads are up: the job store
+        # uses ``fires`` (and claims) only then.
+        self.joined = False
+        # The scheduler started but joining failed: it must claim nothing.
+        self.failed = False
+
+    def join_once_started(self) -> None:
+        """Join when the scheduler has really started: at once if it runs, else on its start event.
+
+        APScheduler starts the job stores early in ``start()``; what follows (adding
+        the pending jobs, other stores) can still fail, and then ``start()`` raises
+        and leaves the scheduler stopped, with no ``shutdown()`` ever to come. A row
+        and threads begun with the store would outlive it: peers and run-now would
+        count on a scheduler that never runs. ``EVENT_SCHEDULER_STARTED`` is
+        dispatched only once ``start()`` has succeeded, so a failed start leaves
+        nothing behind. A store added to a scheduler already running joins at once.
+        """
+        if self.scheduler.state != STATE_STOPPED:
+            self.join()
+            return
+        self._waiting_for_start = True
+        self.scheduler.add_listener(self._on_scheduler_started, EVENT_SCHEDULER_STARTED)
+
+    def _stop_waiting_for_start(self) -> None:
+        if self._waiting_for_start:
+            self._waiting_for_start = False
+            self.scheduler.remove_listener(self._on_scheduler_started)
+
+    def _on_scheduler_started(self, event: SchedulerEvent) -> None:
+        self._stop_waiting_for_start()
+        try:
+            self.join()
+        except Exception:
+            # APScheduler swallows a listener's error and the scheduler runs on: undo
+            # what was begun, and make sure it claims nothing rather than run unseen.
+            self.failed = True
+            logger.exception(
+                "The scheduler started but could not register in the database; it claims no jobs. Restart it."
+            )
+            self.leave()
 
     def join(self) -> fires.Fires:
         """Register, start recording fires, and start the heartbeat; returns the fires' owner."""
@@ -212,6 +254,7 @@ class Membership:
             # Claiming waits for the session lock: take it before the scheduler's first look.
             if not self._heartbeat.session_taken.wait(timeout=10):
                 logger.warning("The session lock was not taken within 10 s; this scheduler claims nothing until it is.")
+        self.joined = True
         return self.fires
 
     def leave(self) -> None:
@@ -221,6 +264,7 @@ class Membership:
         and its session lock (held by the heartbeat thread) is released only once its
         row says it stopped, so no peer takes the release for a death.
         """
+        self._stop_waiting_for_start()
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=5)
@@ -240,6 +284,7 @@ class Membership:
             self._heartbeat.join(timeout=10)  # it releases the session lock as it ends
             self._heartbeat = None
         self.instance_id = None
+        self.joined = False
 
     def planned_wakeup(self) -> datetime | None:
         return self._planned_wakeup()
@@ -251,6 +296,8 @@ class Membership:
         database dropped its connection), claiming would risk peers declaring this
         scheduler dead while its fires run.
         """
+        if self.failed:
+            return False
         return self.session_lock is None or self.session_lock.held
 
     def hold_session(self) -> None:

@@ -11,7 +11,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from django.conf import settings
 
 from . import registry
-from .database import ensure_tables_exist
+from .database import ensure_schema_ready
 from .jobstores import DjangoJobStore
 
 logger = logging.getLogger("django_apscheduler.runner")
@@ -32,7 +32,7 @@ def run_scheduler(max_workers: int = 10) -> None:
     SIGTERM and SIGINT (Ctrl+C) stop it: no new fires are started, running jobs
     are allowed to finish, then the process exits.
     """
-    ensure_tables_exist()
+    ensure_schema_ready()
     registry.autodiscover()
     scheduler = build_scheduler(max_workers)
     registry.sync_when_started(scheduler)

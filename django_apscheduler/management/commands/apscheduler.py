@@ -13,7 +13,7 @@ import logging
 from django.core.management.base import BaseCommand, CommandError
 
 from django_apscheduler import limits, operations, runner, runnow
-from django_apscheduler.database import TablesMissing, ensure_tables_exist
+from django_apscheduler.database import SchemaNotReady, ensure_schema_ready
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
 from django_apscheduler.querysets import is_alive
 from django_apscheduler.util import get_local_dt_format
@@ -55,9 +55,9 @@ class Command(BaseCommand):
     def handle(self, *args, subcommand, **options):
         _show_lifecycle_logs(options["verbosity"])
         try:
-            ensure_tables_exist()
+            ensure_schema_ready()
             getattr(self, f"handle_{subcommand}")(**options)
-        except (TablesMissing, operations.UnknownJob, ValueError) as error:
+        except (SchemaNotReady, operations.UnknownJob, ValueError) as error:
             raise CommandError(str(error)) from None
 
     def handle_start(self, workers, **options):
