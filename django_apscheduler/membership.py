@@ -42,6 +42,7 @@ from django.db import close_old_connections
 from django.db.models import Exists, Q, Subquery
 
 from . import __version__, conf, fires, liveness, postgres
+from .asyncio_support import off_the_loop
 from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 from .timezones import db_now, from_db, to_db
@@ -226,7 +227,9 @@ class Membership:
     def _on_scheduler_started(self, event: SchedulerEvent) -> None:
         self._stop_waiting_for_start()
         try:
-            self.join()
+            # An AsyncIOScheduler dispatches its start event on the loop's thread,
+            # where Django refuses database work: register from a thread of its own.
+            off_the_loop(self.join)
         except Exception:
             # APScheduler swallows a listener's error and the scheduler runs on: undo
             # what was begun, and make sure it claims nothing rather than run unseen.
