@@ -218,9 +218,15 @@ class DjangoJobStore(DjangoResultStoreMixin, BaseJobStore):
         columns = jobstate.dump(job, self.pickle_protocol)
 
         def insert() -> None:
+            row = DjangoJob(id=job.id, next_run_time=to_db(job.next_run_time), **columns)
             try:
-                with transaction.atomic():
-                    DjangoJob.objects.create(id=job.id, next_run_time=to_db(job.next_run_time), **columns)
+                if transaction.get_connection().in_atomic_block:
+                    with transaction.atomic():  # a savepoint: the caller's transaction survives a conflict
+                        row.save(force_insert=True)
+                else:
+                    # Autocommit: the INSERT is its own transaction, one round trip
+                    # instead of three (BEGIN, INSERT, COMMIT).
+                    row.save(force_insert=True)
             except IntegrityError:
                 # APScheduler's add_job(replace_existing=True) follows this error with
                 # update_job(job) in the same thread: remember that it is a replacement.
