@@ -32,9 +32,10 @@ from apscheduler.events import EVENT_JOB_ADDED, JobEvent
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError
 from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import jobstate
+from .database import run_with_retry, write_transaction
 from .jobstores import DjangoJobStore, _check_job_id
 from .models import DjangoJob
 from .timezones import to_db
@@ -75,7 +76,7 @@ def add_jobs(
     built = [_build(scheduler, index, spec) for index, spec in enumerate(jobs)]
     rows = [_row(index, job, store.pickle_protocol) for index, job in enumerate(built)]
     _refuse_repeated_ids(built)
-    _insert(rows)
+    run_with_retry(lambda: _insert(rows), "adding jobs", attempts=5)
     for job in built:
         job._jobstore_alias = jobstore  # what APScheduler's add_job marks: no longer pending
         _announce(scheduler, job.id, jobstore)
@@ -123,14 +124,20 @@ def _refuse_repeated_ids(jobs: list[Job]) -> None:
 def _insert(rows: list[DjangoJob]) -> None:
     """All rows or none; an id already stored is refused by name."""
     ids = [row.pk for row in rows]
-    with transaction.atomic():
+    with write_transaction():  # on SQLite, the write lock from the start: no failed lock upgrade
         # Looked for first (by primary key, in chunks) rather than caught from the
         # INSERT: the error then names the job, on every backend.
         for start in range(0, len(ids), _ROWS_PER_INSERT):
             taken = DjangoJob.objects.filter(pk__in=ids[start : start + _ROWS_PER_INSERT]).values_list("pk", flat=True)
             for job_id in taken[:1]:
                 raise ConflictingIdError(job_id)
-        DjangoJob.objects.bulk_create(rows, batch_size=_ROWS_PER_INSERT)
+        try:
+            with transaction.atomic():  # a savepoint: the error below leaves a usable transaction
+                DjangoJob.objects.bulk_create(rows, batch_size=_ROWS_PER_INSERT)
+        except IntegrityError as error:
+            # Ids the database's collation takes for equal ("Job" and "job" on MySQL), or
+            # a job of one of these ids added by another process meanwhile.
+            raise ConflictingIdError(f"one of this batch ({error})") from error
 
 
 # --- APScheduler's private parts, touched here only -------------------------------------
