@@ -37,7 +37,10 @@ RESULTS = BENCH / "results" / "latest.json"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
-ALL_SCENARIOS = ("burst", "lag", "idle", "startup", "live", "multi")
+ALL_SCENARIOS = ("addrate", "burst", "lag", "idle", "startup", "live", "multi")
+# Scenarios the floor (APScheduler's MemoryJobStore, in-process) runs too; SQLAlchemyJobStore
+# runs in these as well.
+FLOOR_SCENARIOS = ("addrate", "burst", "lag")
 
 
 def log(message: str) -> None:
@@ -473,7 +476,8 @@ class Databases:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.python = {"ours": args.ours_python, "orig": args.orig_python, "sqlalchemy": args.orig_python}
+        self.python = {"ours": args.ours_python, "orig": args.orig_python, "sqlalchemy": args.orig_python,
+                       "memory": args.ours_python}
         self.workdir = Path(tempfile.mkdtemp(prefix="bench_"))
         self.profile_dir = Path(args.profile).resolve() if args.profile else None
         if self.profile_dir:
@@ -500,6 +504,8 @@ class Bench:
         return f"mysql+pymysql://{MYSQL['user']}@{MYSQL['host']}:{MYSQL['port']}/{name}"
 
     def store_args(self, env: str, db: str, name: str) -> list[str]:
+        if env == "memory":
+            return ["--store", "memory"]
         if env == "sqlalchemy":
             return ["--store", "sqlalchemy", "--sa-url", self.sa_url(db, name)]
         return ["--store", "django"]
@@ -533,11 +539,22 @@ class Bench:
         return Proc(self.workdir, label, argv, self.env_vars(db, name), profile=raw)
 
     def envs(self, with_reference: bool = False) -> list[str]:
-        """The environments a scenario runs in: --envs, with SQLAlchemyJobStore only in the burst."""
+        """The environments a scenario runs in: --envs, with the floor and SQLAlchemyJobStore only in
+        the floor scenarios (add rate, burst, lag)."""
         envs = [env for env in ("ours", "orig") if env in self.args.envs]
         if with_reference and "sqlalchemy" in self.args.envs and not self.args.no_reference:
             envs.append("sqlalchemy")
+        if with_reference and "memory" in self.args.envs:
+            envs.insert(0, "memory")
         return envs
+
+    def new_db(self, db: str, env: str, tag: str) -> str | None:
+        """A database for the run; none for the in-memory floor."""
+        return None if env == "memory" else self.dbs.new(db, env, tag)
+
+    def drop_db(self, db: str, name: str | None) -> None:
+        if name is not None:
+            self.dbs.drop(db, name)
 
     def record(self, scenario: str, db: str, env: str, result: dict) -> None:
         self.results["scenarios"].setdefault(scenario, {}).setdefault(db, {}).setdefault(env, []).append(result)
@@ -553,14 +570,17 @@ class Bench:
     def burst(self, db: str, env: str, repeat: int) -> dict:
         """N date jobs due at one instant: fires per second until all ran, SQL per fire."""
         n = self.args.burst_jobs
-        name = self.dbs.new(db, env, f"burst{repeat}")
+        name = self.new_db(db, env, f"burst{repeat}")
         calls = self.workdir / f"burst_{db}_{env}_{repeat}.log"
         try:
             due = time.time() + self.args.burst_lead
-            self.run_tool(env, ["seed", *self.store_args(env, db, name), "--date-jobs", str(n), "--run-at",
-                                str(due), "--log", str(calls), "--grace", "3600"], db, name, timeout=120)
-            proc = self.start(env, db, name, f"burst_{db}_{env}", ["--log", str(calls), "--grace", "3600"],
-                              profile=True)
+            extra = ["--log", str(calls), "--grace", "3600"]
+            if env == "memory":  # nothing to seed: the jobs are added in the scheduler's process
+                extra += ["--date-jobs", str(n), "--run-at", str(due)]
+            else:
+                self.run_tool(env, ["seed", *self.store_args(env, db, name), "--date-jobs", str(n), "--run-at",
+                                    str(due), "--log", str(calls), "--grace", "3600"], db, name, timeout=120)
+            proc = self.start(env, db, name or "", f"burst_{db}_{env}", extra, profile=True)
             ready = proc.wait_ready(60)
             last_count, last_progress = 0, max(time.time(), due)
             deadline = due + self.args.burst_timeout
@@ -597,16 +617,33 @@ class Bench:
             result["error"] = proc.error_summary()
             return result
         finally:
-            self.dbs.drop(db, name)
+            self.drop_db(db, name)
+
+    def addrate(self, db: str, env: str, repeat: int) -> dict:
+        """add_job through the store, one call per job, next week's date jobs; with this package, the
+        bulk path (bulk.add_jobs) too."""
+        result: dict = {"jobs": self.args.addrate_jobs}
+        for key, bulk in (("add_job", False), ("bulk", True)):
+            if bulk and env != "ours":
+                continue
+            name = self.new_db(db, env, f"add{key}{repeat}")
+            try:
+                argv = ["addrate", *self.store_args(env, db, name or ""), "--jobs", str(self.args.addrate_jobs)]
+                out = self.run_tool(env, argv + (["--bulk"] if bulk else []), db, name or "", timeout=300)
+                result[f"{key}_per_s"] = json.loads(out.strip().splitlines()[-1])["jobs_per_s"]
+            finally:
+                self.drop_db(db, name)
+        result["status"] = "ok"
+        return result
 
     def lag(self, db: str, env: str, repeat: int) -> dict:
         """K interval jobs every second: lag = actual start - scheduled time."""
         jobs, duration = self.args.lag_jobs, self.args.lag_duration
-        name = self.dbs.new(db, env, f"lag{repeat}")
+        name = self.new_db(db, env, f"lag{repeat}")
         calls = self.workdir / f"lag_{db}_{env}_{repeat}.log"
         try:
             start = math.ceil(time.time() + self.args.lead)
-            proc = self.start(env, db, name, f"lag_{db}_{env}", [
+            proc = self.start(env, db, name or "", f"lag_{db}_{env}", [
                 "--log", str(calls), "--interval-jobs", str(jobs), "--interval", "1", "--start-at", str(start),
                 "--grace", "30"], profile=True)
             ready = proc.wait_ready(60)
@@ -644,7 +681,7 @@ class Bench:
                 "error": proc.error_summary(),
             }
         finally:
-            self.dbs.drop(db, name)
+            self.drop_db(db, name)
 
     def idle(self, combos: list[tuple[str, str]], repeat: int) -> dict:
         """K jobs due next week, every combination at once (they are idle): SQL per minute, CPU."""
@@ -808,7 +845,8 @@ class Bench:
         self.results["command"] = command_line(a)
         for scenario in scenarios:
             t = time.time()
-            if not self.envs(with_reference=scenario == "burst"):
+            floor = scenario in FLOOR_SCENARIOS
+            if not self.envs(with_reference=floor):
                 log(f"{scenario}: skipped, none of --envs {','.join(a.envs)} runs it")
                 continue
             if scenario == "idle":
@@ -823,7 +861,7 @@ class Bench:
                 targets = a.multi_dbs if scenario == "multi" else dbs
                 for db in targets:
                     for repeat in range(a.repeat):
-                        for env in self.envs(with_reference=scenario == "burst"):
+                        for env in self.envs(with_reference=floor):
                             try:
                                 result = method(db, env, repeat)
                             except Exception as error:  # noqa: BLE001 - a failed run is a result
@@ -870,6 +908,9 @@ def brief(scenario: str, r: dict) -> str:
         return (f"{r.get('status')} {r.get('fires')}/{r.get('n')} fires, "
                 f"{fps or 0:.0f} fires/s, {sql if sql is None else round(sql, 2)} stmts/fire"
                 + (f" [{r['error']}]" if r.get("error") else ""))
+    if scenario == "addrate":
+        bulk = f", bulk {r['bulk_per_s']:.0f}/s" if r.get("bulk_per_s") else ""
+        return f"add_job {r.get('add_job_per_s', 0):.0f}/s{bulk}"
     if scenario == "lag":
         return (f"{r['status']}: p50 {r['p50_ms'] or 0:.1f} ms, p99 {r['p99_ms'] or 0:.1f} ms, "
                 f"max {r['max_ms'] or 0:.1f} ms, {r['executed']}/{r['expected']} fires"
@@ -886,7 +927,7 @@ def brief(scenario: str, r: dict) -> str:
     return str(r)
 
 
-ALL_ENVS = ("ours", "orig", "sqlalchemy")
+ALL_ENVS = ("ours", "orig", "sqlalchemy", "memory")
 # Options that say where things are, not what was measured.
 NOT_SETTINGS = ("ours_python", "orig_python", "py_spy", "results", "render_only")
 
@@ -949,6 +990,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give up a burst after this long without a fire (a crashed scheduler thread ends it at once)")
     p.add_argument("--no-reference", action="store_true",
                    help="skip APScheduler's SQLAlchemyJobStore in the burst (as leaving sqlalchemy out of --envs)")
+    p.add_argument("--addrate-jobs", type=int, default=5_000, help="jobs added one add_job at a time (and in bulk)")
     p.add_argument("--lag-jobs", type=int, default=50)
     p.add_argument("--lag-duration", type=int, default=30, help="seconds (30 is the issue's setting)")
     p.add_argument("--idle-jobs", type=int, default=100)
@@ -965,11 +1007,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=None,
                    help=f"where to save the raw results (JSON; default {RESULTS.relative_to(ROOT)})")
     p.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    p.add_argument("--quick", action="store_true",
+                   help="development run: the floor scenarios (add rate, burst, lag) with small sizes, on "
+                        "--dbs; options given explicitly still win. Its numbers are not for the docs (--no-doc).")
     p.add_argument("--render-only", metavar="RESULTS_JSON", help="only render docs/benchmarks.md from saved results")
     p.add_argument("--profile", metavar="DIR",
                    help="profile this package's burst and lag schedulers with py-spy into DIR (see below); "
                         "profiling slows the process, so the numbers are not reported")
     return p
+
+
+# --quick: smaller sizes, for a run of a couple of minutes while developing.
+QUICK = {"scenarios": ["addrate", "burst", "lag"], "burst_jobs": 2_000, "burst_lead": 3.0, "lag_duration": 8,
+         "addrate_jobs": 1_000, "lead": 3.0, "settle": 0.5, "no_doc": True}
+
+
+def apply_quick(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Lower every size left at its default to its --quick value."""
+    for key, value in QUICK.items():
+        if getattr(args, key) == parser.get_default(key):
+            setattr(args, key, value)
 
 
 def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -978,8 +1035,10 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         path = getattr(args, option)
         if path and os.sep in path:  # the processes run in bench/: keep the venv's own path, absolute
             setattr(args, option, os.path.abspath(path))
+    if args.quick:
+        apply_quick(parser, args)
     if args.envs is None:
-        args.envs = list(ALL_ENVS) if args.orig_python else ["ours"]
+        args.envs = list(ALL_ENVS) if args.orig_python else ["ours", "memory"]
     unknown = [env for env in args.envs if env not in ALL_ENVS]
     if unknown or not args.envs:
         parser.error(f"--envs takes a comma-separated subset of {','.join(ALL_ENVS)}, not {','.join(args.envs)!r}")

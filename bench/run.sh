@@ -4,6 +4,8 @@
 # and write docs/benchmarks.md. Options are passed to bench/harness.py
 # (`bench/run.sh --help`), e.g. `bench/run.sh --repeat 3 --scenarios burst,lag`.
 #
+#   bench/run.sh --quick                  a couple of minutes while developing: the floor scenarios
+#                                         (add rate, burst, lag) with small sizes; writes no docs
 #   bench/run.sh --envs ours ...          measure only this package (0.7.0's environment
 #                                         is then neither built nor used; ratios show n/a)
 #   bench/run.sh --profile DIR --envs ours --scenarios burst,lag
@@ -41,8 +43,9 @@ build_venv() {  # name, requirements...
     printf '%s' "$want" > "$venv/.complete"
 }
 
-# 0.7.0's environment serves --envs orig and sqlalchemy (all three unless --envs says otherwise).
-ENVS="ours,orig,sqlalchemy"
+# 0.7.0's environment serves --envs orig and sqlalchemy (all unless --envs says otherwise);
+# the floor (memory: APScheduler's MemoryJobStore) runs in this package's environment.
+ENVS="ours,orig,sqlalchemy,memory"
 ARGS=("$@")
 for ((i = 0; i < ${#ARGS[@]}; i++)); do
     case "${ARGS[i]}" in

@@ -2,7 +2,8 @@
 
 The same script serves both: each exposes ``django_apscheduler.jobstores.DjangoJobStore``
 and the ``DjangoJob`` / ``DjangoJobExecution`` models. ``--store sqlalchemy`` runs
-APScheduler's own SQLAlchemyJobStore instead (no Django, no history), as a reference.
+APScheduler's own SQLAlchemyJobStore instead (no Django, no history), as a reference;
+``--store memory`` APScheduler's MemoryJobStore (no database at all): the floor.
 
 Subcommands:
 
@@ -11,6 +12,8 @@ Subcommands:
              runs until SIGTERM (or --max-seconds), then writes its statistics
              (every SQL statement with time and thread, CPU, peak memory) to --stats
              BEFORE shutting down, so shutdown work is not counted.
+    addrate  time N add_job calls through the store (--bulk: this package's bulk.add_jobs);
+             prints {"jobs", "seconds", "jobs_per_s"}.
     seed     bulk-insert many stored jobs (date jobs due at one instant, or weekly jobs).
     change   in another process, reschedule a stored job to "now" through APScheduler's
              API (a paused scheduler on the same store); prints the epoch of the change.
@@ -129,6 +132,10 @@ def sqlalchemy_store(url: str):
 def make_store(args):
     if args.store == "sqlalchemy":
         return sqlalchemy_store(args.sa_url)
+    if args.store == "memory":
+        from apscheduler.jobstores.memory import MemoryJobStore
+
+        return MemoryJobStore()
     from django_apscheduler.jobstores import DjangoJobStore
 
     return DjangoJobStore()
@@ -271,6 +278,35 @@ def cmd_change(args) -> None:
     print(json.dumps({"changed_at": changed_at}), flush=True)
 
 
+def cmd_addrate(args) -> None:
+    """add_job's rate through the store, as a site adding a reminder per user sees it."""
+    if args.store == "django":
+        setup_django()
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from benchjobs import record
+
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_jobstore(make_store(args), "default")
+    scheduler.start(paused=True)  # a running scheduler: add_job writes through to the store
+    week = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    specs = [
+        {"func": record, "trigger": "date", "run_date": week + timedelta(seconds=i), "args": [args.log, f"add{i:07d}"],
+         "id": f"add{i:07d}"}
+        for i in range(args.jobs)
+    ]
+    started = time.perf_counter()
+    if args.bulk:
+        from django_apscheduler.bulk import add_jobs
+
+        add_jobs(scheduler, specs)
+    else:
+        for spec in specs:
+            scheduler.add_job(**spec)
+    seconds = time.perf_counter() - started
+    scheduler.shutdown(wait=False)
+    print(json.dumps({"jobs": args.jobs, "seconds": seconds, "jobs_per_s": args.jobs / seconds}))
+
+
 def cmd_run(args) -> None:
     if args.store == "django":
         setup_django()
@@ -305,6 +341,12 @@ def cmd_run(args) -> None:
             record, "interval", weeks=1, start_date=now + timedelta(days=7, seconds=index),
             args=[args.log, job_id], id=job_id, replace_existing=True,
         )
+    if args.date_jobs:  # only for the in-memory store: the others are seeded beforehand
+        run_at = datetime.fromtimestamp(args.run_at, tz=UTC)
+        for index in range(args.date_jobs):
+            job_id = f"burst{index:06d}"
+            scheduler.add_job(record, "date", run_date=run_at, args=[args.log, job_id], id=job_id,
+                              misfire_grace_time=args.grace, coalesce=False, max_instances=1)
     if args.sentinel:
         scheduler.add_job(record, "date", run_date=now, args=[args.log, "sentinel"], id="sentinel",
                           replace_existing=True)
@@ -342,7 +384,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p):
-        p.add_argument("--store", choices=["django", "sqlalchemy"], default="django")
+        p.add_argument("--store", choices=["django", "sqlalchemy", "memory"], default="django")
         p.add_argument("--sa-url", help="SQLAlchemy URL for --store sqlalchemy")
         p.add_argument("--log", default=os.devnull, help="file each job execution appends to")
         p.add_argument("--grace", type=int, default=30, help="misfire_grace_time of the jobs")
@@ -354,6 +396,10 @@ def main() -> None:
     p.add_argument("--date-jobs", type=int, default=0)
     p.add_argument("--run-at", type=float, help="epoch of the date jobs' run date")
     p.add_argument("--weekly-jobs", type=int, default=0)
+    p = sub.add_parser("addrate")
+    common(p)
+    p.add_argument("--jobs", type=int, default=2000)
+    p.add_argument("--bulk", action="store_true", help="this package's bulk.add_jobs instead of add_job")
     p = sub.add_parser("change")
     p.add_argument("--job-id", required=True)
     p = sub.add_parser("run")
@@ -364,9 +410,12 @@ def main() -> None:
     p.add_argument("--start-at", type=float, help="epoch of the interval jobs' first fire")
     p.add_argument("--weekly-jobs", type=int, default=0)
     p.add_argument("--sentinel", action="store_true", help="add a date job due now (start-up timing)")
+    p.add_argument("--date-jobs", type=int, default=0, help="date jobs due at --run-at, added in-process (memory store)")
+    p.add_argument("--run-at", type=float, help="epoch of the date jobs' run date")
     p.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args()
-    {"info": cmd_info, "migrate": cmd_migrate, "seed": cmd_seed, "change": cmd_change, "run": cmd_run}[
+    {"info": cmd_info, "migrate": cmd_migrate, "seed": cmd_seed, "change": cmd_change, "run": cmd_run,
+     "addrate": cmd_addrate}[
         args.command
     ](args)
 

@@ -8,7 +8,8 @@ year, ...) fall back to APScheduler's own text of the trigger.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -18,7 +19,6 @@ from cron_descriptor import Options, get_description
 
 from . import crontab
 from .fingerprint import trigger_fingerprint
-from .util import get_local_dt_format
 
 
 def describe_trigger(trigger: Any) -> str:
@@ -32,12 +32,24 @@ def describe_trigger(trigger: Any) -> str:
                 words = words[2:]  # "Every minute", not "Every 1 minute"
             return f"Every {words}"
         if isinstance(trigger, DateTrigger):
-            return f"Once, at {get_local_dt_format(trigger.run_date)}"
+            return f"Once, at {_wall_clock(trigger.run_date)}"
     # cron-descriptor raises FormatError, IndexError and others for expressions it
     # cannot read, and a description must never break the page that shows it.
     except Exception:  # noqa: BLE001
         pass  # an expression cron-descriptor cannot read: APScheduler's own text below
     return str(trigger)
+
+
+def _wall_clock(moment: datetime) -> str:
+    """``2030-01-01 12:00 CET`` (seconds when there are some), in the trigger's own zone.
+
+    Plain ``strftime``: the column is written for each stored job, and Django's
+    localized formatting (the admin's date format) costs more than the rest of
+    storing a job put together. Pages format live date-times themselves.
+    """
+    text = moment.strftime("%Y-%m-%d %H:%M:%S" if moment.second or moment.microsecond else "%Y-%m-%d %H:%M")
+    zone = moment.tzname()
+    return f"{text} {zone}" if zone else text
 
 
 def describe_interval(interval: timedelta) -> str:
@@ -62,6 +74,13 @@ def _describe_cron(trigger: CronTrigger) -> str:
     line = crontab.to_descriptor_line(trigger)
     if line is None:
         return str(trigger)  # no crontab equivalent
+    return _describe_crontab_line(line)
+
+
+# cron-descriptor reads its locale files at every call (about 1 ms): a job added per
+# user on one schedule would pay that each time for the same words.
+@functools.lru_cache(maxsize=1024)
+def _describe_crontab_line(line: str) -> str:
     options = Options()
     options.use_24hour_time_format = True
     options.throw_exception_on_parse_error = True

@@ -1,6 +1,7 @@
 """A smoke run of the benchmark (bench/harness.py) on the suite's database, so that it cannot rot.
 
-Tiny settings (a few jobs, seconds per scenario), this package only (``--envs ours``),
+Tiny settings (a few jobs, seconds per scenario), this package and the floor (APScheduler's
+MemoryJobStore, ``--envs ours,memory``),
 with the test interpreter instead of bench/.venvs. Real scheduler processes run against
 databases the harness creates and drops itself (bench_*; SQLite files in a temporary
 directory). Only what must hold whatever the machine's load is checked: every job ran as
@@ -21,7 +22,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 DB = os.environ.get("DB", "sqlite")
-BURST_JOBS, LAG_JOBS, LAG_DURATION = 30, 5, 2
+BURST_JOBS, LAG_JOBS, LAG_DURATION, ADD_JOBS = 30, 5, 2, 40
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,8 @@ def smoke(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench_smoke")
     results = out / "r.json"
     command = [
-        sys.executable, str(BENCH / "harness.py"), "--ours-python", sys.executable, "--envs", "ours",
-        "--dbs", DB, "--scenarios", "burst,lag,idle,live",
+        sys.executable, str(BENCH / "harness.py"), "--ours-python", sys.executable, "--envs", "ours,memory",
+        "--dbs", DB, "--scenarios", "addrate,burst,lag,idle,live", "--addrate-jobs", str(ADD_JOBS),
         "--burst-jobs", str(BURST_JOBS), "--burst-lead", "2",
         "--lag-jobs", str(LAG_JOBS), "--lag-duration", str(LAG_DURATION), "--lead", "3",
         "--idle-jobs", "5", "--idle-duration", "2", "--live-changes", "1", "--settle", "0.5",
@@ -54,10 +55,10 @@ def load(name: str):
     return module
 
 
-def only_run(results: dict, scenario: str) -> dict:
+def only_run(results: dict, scenario: str, env: str = "ours") -> dict:
     per_env = results["scenarios"][scenario][DB]
-    assert list(per_env) == ["ours"], "--envs ours must run this package only"
-    (run,) = per_env["ours"]
+    assert set(per_env) <= {"ours", "memory"}, "--envs ours,memory must run neither 0.7.0 nor SQLAlchemy"
+    (run,) = per_env[env]
     assert run.get("status") != "failed", run.get("error")
     return run
 
@@ -68,6 +69,24 @@ def test_burst_fires_every_job_exactly_once(smoke):
     assert (burst["n"], burst["fires"], burst["duplicates"]) == (BURST_JOBS, BURST_JOBS, 0), burst
     assert burst["status"] == "ok"
     assert burst["sql"]["statements"] > 0  # the statement counters are installed
+
+
+@pytest.mark.processes
+def test_the_floor_runs_the_burst_and_lag_in_memory(smoke):
+    burst = only_run(smoke, "burst", "memory")
+    assert (burst["fires"], burst["duplicates"]) == (BURST_JOBS, 0), burst
+    lag = only_run(smoke, "lag", "memory")
+    assert lag["executed"] == lag["expected"] == LAG_JOBS * LAG_DURATION, lag
+    assert "idle" not in smoke["scenarios"] or "memory" not in smoke["scenarios"]["idle"][DB]
+
+
+@pytest.mark.processes
+def test_add_rate_is_measured_one_by_one_and_in_bulk(smoke):
+    ours = only_run(smoke, "addrate")
+    assert ours["jobs"] == ADD_JOBS
+    assert ours["add_job_per_s"] > 0 and ours["bulk_per_s"] > 0, ours
+    floor = only_run(smoke, "addrate", "memory")
+    assert floor["add_job_per_s"] > 0 and "bulk_per_s" not in floor, floor
 
 
 @pytest.mark.processes
@@ -95,8 +114,8 @@ def test_live_change_is_obeyed(smoke):
 @pytest.mark.processes
 def test_meta_without_the_original(smoke):
     assert list(smoke["meta"]["versions"]) == ["ours"]  # no 0.7.0 interpreter was asked
-    assert smoke["settings"]["envs"] == ["ours"]
-    assert "--envs ours" in smoke["command"]
+    assert smoke["settings"]["envs"] == ["ours", "memory"]
+    assert "--envs ours,memory" in smoke["command"]
 
 
 @pytest.mark.processes
@@ -109,6 +128,9 @@ def test_report_renders_without_the_original_or_matplotlib(smoke, tmp_path):
     assert "| original | not measured in this run |" in text
     summary = next(line for line in text.splitlines() if line.startswith("| burst fires/s"))
     assert summary.endswith("| n/a | n/a |"), summary  # the 0.7.0 column and the ratio
+    floor = text.split("## The floor")[1].split("## Targets")[0]
+    burst_row = next(line for line in floor.splitlines() if line.startswith("| burst fires/s"))
+    assert "0.5 × floor" in burst_row and "×" in burst_row.split("|")[4], burst_row  # the ratio to the floor
     assert not (tmp_path / "benchmarks").exists()  # no plots drawn
 
 
