@@ -1,10 +1,12 @@
-"""APSCHEDULER_AUTOSTART: which processes start a scheduler, and gunicorn with several workers."""
+"""APSCHEDULER_AUTOSTART: which processes start a scheduler; gunicorn with several workers; daphne."""
 
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -117,6 +119,40 @@ def test_gunicorn_with_three_workers_runs_each_fire_once(subprocess_env, tmp_pat
     assert rows.count() >= 8
     assert len(calls) == rows.count(), (len(calls), rows.count())  # zero duplicate fires
     assert set(rows.values_list("status", flat=True)) == {DjangoJobExecution.SUCCESS}
+    assert_clean_logs(log)
+
+
+@pytest.mark.processes
+@pytest.mark.django_db(transaction=True)
+def test_daphne_autostarts_a_thread_scheduler_and_serves(subprocess_env, tmp_path):
+    """Daphne sends no ASGI lifespan events: autostart is the way, and it says which scheduler it runs."""
+    env = server_env(subprocess_env, tmp_path)
+    port = free_port()
+    output = open(tmp_path / "daphne.out", "w")
+    daphne = Path(sys.executable).with_name("daphne")
+    server = subprocess.Popen(
+        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "tests.autostart_asgi:application"],
+        env=env, stdout=output, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: SchedulerInstance.objects.filter(stopped=None).exists(), timeout=40,
+                   message="the autostarted scheduler")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=20)
+        assert page.status == 200
+        wait_until(lambda: DjangoJobExecution.objects.filter(job_id="autostart.tick").count() >= 4, timeout=40,
+                   message="four fires of the declared job")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    log = (tmp_path / "daphne.out").read_text()
+    [instance] = SchedulerInstance.objects.all()
+    assert instance.pid == server.pid, log
+    assert "Autostart under daphne runs a BackgroundScheduler" in log
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    rows = DjangoJobExecution.objects.filter(job_id="autostart.tick")
+    assert len(calls) == rows.count(), (len(calls), rows.count())
+    assert set(rows.values_list("status", flat=True)) <= {DjangoJobExecution.SUCCESS, DjangoJobExecution.SENT}
+    assert "SynchronousOnlyOperation" not in log
     assert_clean_logs(log)
 
 
