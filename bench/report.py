@@ -805,10 +805,10 @@ and bulk.add_jobs; the lag and burst processes are not profiled in this version)
   INSERT (Django prepares 12 values per row, psycopg merges the parameters client-side),
   plus PostgreSQL's per-row NOTIFY trigger. 10,000 jobs/s would need all of that in
   0.1 ms.
-- **Lag**: fires are claimed `APSCHEDULER_CLAIM_AHEAD` (0.3 s) before they are due and
-  handed to the executor at the due instant without a round trip, so the minimum lag is
-  the floor's; the rest of the distribution is the thread pool, the history writer and
-  the timer around each job sharing one interpreter.
+- **Lag**: a fire is claimed once it is due, so each one waits for the claim's round trip
+  (a locking SELECT, an UPDATE and an INSERT in one transaction) before APScheduler
+  submits it; the floor has no round trip. The rest of the distribution is the thread
+  pool, the history writer and the timer around each job sharing one interpreter.
 - **Burst**: every fire is claimed (a row-locking SELECT, an UPDATE, a multi-row INSERT
   per batch of 200) and its outcome written (an upsert per writer batch); the floor does
   no I/O at all.

@@ -12,13 +12,6 @@ claims them in one transaction:
    on (job, run time), so even a job whose schedule was moved backwards cannot
    run the same fire twice: fires that already have a row are skipped.
 
-A claim may also take, for each job not yet due, its next fire when that falls
-within a short look-ahead (``horizon``): the scheduler then holds the claimed
-fire in memory and submits it at its due instant, so the claim's round trip is
-paid before the fire is due, not after. Such an early claim is written exactly
-like any other (its row fences the fire); ``release_claims`` gives back the
-early claims a scheduler still holds when it stops, so a clean stop costs no fire.
-
 Only ``fires`` calls this module: it owns what happens to a fire after the
 claim (the hand-off to the executor, the outcome). Every job is prepared (its
 state loaded, its options checked, its fires computed) before anything is
@@ -84,11 +77,6 @@ class Claim:
     # the scheduler is an in-memory copy with a one-off trigger; the stored schedule
     # is not touched, and the scheduler's follow-up removal of that copy is skipped.
     run_now: bool = False
-    # Claimed ahead of its due time (its one fire is still to come).
-    early: bool = False
-    # An early claim of a job the claim deleted (no further fire): the row as it was,
-    # so that releasing the claim can put it back.
-    stored_row: DjangoJob | None = None
 
 
 @dataclass
@@ -102,8 +90,6 @@ class _Candidate:
     next_run_time: datetime | None
     keep_successes: bool
     run_now: bool = False
-    early: bool = False
-    stored_row: DjangoJob | None = None
 
 
 JobLoader = Callable[[str, datetime | None, bytes], Job]
@@ -120,17 +106,10 @@ def claim_due_jobs(
     load_job: JobLoader,
     on_broken_job: BrokenJobHandler,
     release_dead_peers: DeadPeersHandler = lambda ids: set(),
-    horizon: datetime | None = None,
 ) -> list[Claim]:
-    """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run.
-
-    With a ``horizon`` after ``now``, a job due by then but not by ``now`` has its
-    next fire claimed early (``Claim.early``); the caller must not start it before
-    its time.
-    """
-    horizon = now if horizon is None or instant(horizon) < instant(now) else horizon
+    """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run."""
     with write_transaction():
-        candidates = _lock_due_jobs(now, horizon, limit, load_job, on_broken_job)
+        candidates = _lock_due_jobs(now, limit, load_job, on_broken_job)
         claimed = []
         if candidates:
             _skip_fires_already_recorded(candidates)
@@ -142,23 +121,21 @@ def claim_due_jobs(
         refused = _over_cluster_max_instances(claimed, scheduler_id, release_dead_peers)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
-        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now, c.early, c.stored_row)
+        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now)
         for c in claimed
         if c.run_times and c.job_id not in refused
     ]
 
 
-def _lock_due_jobs(
-    now: datetime, horizon: datetime, limit: int, load_job: JobLoader, on_broken_job: BrokenJobHandler
-) -> list[_Candidate]:
-    due = DjangoJob.objects.due(horizon).order_by("next_run_time", "id")
+def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job: BrokenJobHandler) -> list[_Candidate]:
+    due = DjangoJob.objects.due(now).order_by("next_run_time", "id")
     if supports_skip_locked():
         due = due.select_for_update(skip_locked=True)
     candidates = []
     for job_id, stored_next_run_time, job_state, history in due.values_list("id", "next_run_time", "job_state", "history")[:limit]:
         assert stored_next_run_time is not None  # due() selects rows with next_run_time <= now
         try:
-            candidate = _prepare_due_job(job_id, stored_next_run_time, job_state, history, now, horizon, load_job)
+            candidate = _prepare_due_job(job_id, stored_next_run_time, job_state, history, now, load_job)
         except Exception as error:  # noqa: BLE001 -- anything about this one job: its state, trigger, options
             on_broken_job(job_id, error)
             continue
@@ -173,30 +150,20 @@ def _prepare_due_job(
     job_state: bytes | memoryview,
     history: str,
     now: datetime,
-    horizon: datetime,
     load_job: JobLoader,
 ) -> _Candidate | None:
     """Everything that can fail about one due job, computed before the claim writes anything."""
     job = load_job(job_id, stored_next_run_time, bytes(job_state))
     run_times = due_run_times(job, now)
-    early = False
     if not run_times:
-        # Not due yet, but within the look-ahead: claim its next fire only (the
-        # one after it is claimed by a later round, itself ahead of time).
-        upcoming = job.next_run_time
-        if upcoming is None or instant(upcoming) > instant(horizon):
-            return None
-        run_times, early = [upcoming], True
-    # Asked as of the last claimed fire when that is still to come: a cron trigger
-    # asked "after t, as of an earlier now" would give t itself back.
-    as_of = run_times[-1] if early else now
-    next_run_time = job.trigger.get_next_fire_time(run_times[-1], as_of)
-    if next_run_time is not None and instant(next_run_time) <= instant(as_of):
+        return None
+    next_run_time = job.trigger.get_next_fire_time(run_times[-1], now)
+    if next_run_time is not None and instant(next_run_time) <= instant(now):
         raise ValueError(f"its trigger does not move forward: after {run_times[-1]} it gives {next_run_time}")
     if job.coalesce:
         run_times = run_times[-1:]
     keep_successes = history != DjangoJob.HISTORY_FAILURES
-    return _Candidate(job_id, stored_next_run_time, job, run_times, next_run_time, keep_successes, early=early)
+    return _Candidate(job_id, stored_next_run_time, job, run_times, next_run_time, keep_successes)
 
 
 def _take_run_requests(
@@ -273,7 +240,6 @@ def _advance_schedules(candidates: list[_Candidate]) -> list[_Candidate]:
     finished = [c for c in candidates if c.next_run_time is None]
     continuing = [c for c in candidates if c.next_run_time is not None]
     if finished:
-        _keep_rows_of_early_claims(finished)
         DjangoJob.objects.filter(pk__in=[c.job_id for c in finished]).delete()
     if not continuing:
         return finished
@@ -288,38 +254,6 @@ def _advance_schedules(candidates: list[_Candidate]) -> list[_Candidate]:
         if updated:
             owned.append(candidate)
     return finished + owned
-
-
-def _keep_rows_of_early_claims(finished: list[_Candidate]) -> None:
-    """Remember the rows of jobs claimed early and about to be deleted, for ``release_claims``."""
-    early = {c.job_id: c for c in finished if c.early}
-    if early:
-        for row in DjangoJob.objects.filter(pk__in=list(early)):
-            early[row.pk].stored_row = row
-
-
-def release_claims(claims: list[Claim]) -> None:
-    """Give back early claims whose fires were never started: as if never claimed.
-
-    Their "Started execution" rows are deleted and each job's schedule is moved back
-    to the fire, unless someone changed the job meanwhile (compare-and-set on the next
-    run time the claim stored): a changed job keeps its change. A job the claim
-    deleted is put back unless a job of that id exists again.
-    """
-    # Latest first: a job holding two early fires moves back one step at a time.
-    claims = sorted(claims, key=lambda claim: instant(claim.run_times[0]), reverse=True)
-    with write_transaction():
-        for claim in claims:
-            DjangoJobExecution.objects.filter(
-                job_id=claim.job.id, run_time=to_db(claim.run_times[0]), status=DjangoJobExecution.SENT
-            ).delete()
-            if claim.next_run_time is not None:
-                DjangoJob.objects.filter(pk=claim.job.id, next_run_time=to_db(claim.next_run_time)).update(
-                    next_run_time=to_db(claim.run_times[0])
-                )
-        rows = [claim.stored_row for claim in claims if claim.stored_row is not None]
-        if rows:
-            DjangoJob.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 # Above this many distinct next run times, one CASE-per-row UPDATE is cheaper than

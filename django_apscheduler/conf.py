@@ -45,11 +45,6 @@ DEFAULTS: dict[str, Any] = {
     "APSCHEDULER_SESSION_LIVENESS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
-    # Seconds ahead of their due time that a running scheduler claims fires: the
-    # claim's database round trip is then paid before the fire is due, and the fire
-    # is handed to its executor at its due instant (never before). 0 claims only
-    # what is due. A scheduler that stops gives its early claims back.
-    "APSCHEDULER_CLAIM_AHEAD": 0.3,
 }
 
 

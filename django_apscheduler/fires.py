@@ -2,7 +2,7 @@
 
 A fire is one (job, scheduled run time). Its life, and who moves it on::
 
-    claimed ─► (held) ─► handed off ─► started ─► Executed | Error! | Missed! | Max instances!
+    claimed ─► handed off ─► started ─► Executed | Error! | Missed! | Max instances!
        │                        │
        │ (over the cluster's    └─ the scheduler that claimed it died: Lost!
        │  max_instances)
@@ -11,13 +11,7 @@ A fire is one (job, scheduled run time). Its life, and who moves it on::
 - **claimed**: ``Fires.claim`` runs the claim transaction (``claims``), which
   writes the fire's "Started execution" row, unique on (job, run time): the
   database fences every fire exactly once across all schedulers.
-- **held**: a fire claimed ahead of its due time (``APSCHEDULER_CLAIM_AHEAD``)
-  waits in memory, so the claim's round trip is paid before the fire is due;
-  it is handed off in the scheduler's first look at or after its due instant,
-  never before. Held fires of a scheduler that stops are released
-  (``claims.release_claims``); of one that dies, they end as Lost! like any
-  claimed fire: never a duplicate, the claim row still fences them.
-- **handed off**: in the same call (or, for a held fire, at its due instant), each claimed job is handed to APScheduler
+- **handed off**: in the same call, each claimed job is handed to APScheduler
   with a trigger that yields exactly the claimed fires (``_ClaimedFiresTrigger``)
   and a timer around its function. Whatever the stored ``next_run_time`` says,
   APScheduler can only run what was claimed: a schedule moved back never re-runs
@@ -45,7 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -67,7 +61,7 @@ from django.db.models import QuerySet
 
 from . import history_writer
 from .asyncio_support import awaits_coroutines, in_event_loop
-from .claims import Claim, claim_due_jobs, due_run_times, instant, release_claims
+from .claims import Claim, claim_due_jobs, due_run_times, instant
 from .database import connection_hygiene, run_with_retry
 from .history_writer import HistoryWriter
 from .jobstate import JobStateError
@@ -132,9 +126,7 @@ class _ClaimedFiresTrigger(BaseTrigger):
 class _Echoes:
     """What the last claim already wrote, so APScheduler's follow-up write of it costs nothing."""
 
-    # A list per job: two fires of one job claimed ahead in successive rounds may be
-    # handed off together.
-    next_run_times: dict[str, list[datetime]] = field(default_factory=dict)
+    next_run_times: dict[str, datetime] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
 
     def clear(self) -> None:
@@ -172,14 +164,6 @@ class Fires:
         self._in_caller = threading.local()
         # Set by the scheduler's membership: which of these live-looking peers are dead.
         self.peers_gone: Callable[[set[int]], set[int]] = lambda ids: set()
-        # Fires claimed ahead of their due time, earliest first, each one fire of one job.
-        self._held: list[Claim] = []
-        self._held_lock = threading.Lock()
-        # How long a claim takes here (a moving average): a held fire due sooner than
-        # twice that is waited for rather than risk a claim round trip before it.
-        self._claim_seconds = 0.02
-        # Whether the last claim took anything (held fires included).
-        self.last_claim_took = False
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -189,39 +173,10 @@ class Fires:
         scheduler.add_listener(self, HISTORY_EVENTS)
 
     def stop(self) -> None:
-        """Stop listening, give back the fires held ahead of time, and write every queued result."""
+        """Stop listening, and write every queued result."""
         if self._scheduler is not None:
             self._scheduler.remove_listener(self)
-        try:
-            self.release_held()
-        except Exception:  # noqa: BLE001 - the stop goes on; peers then end these fires as Lost!, as after a crash
-            logger.exception("Could not release the fires claimed ahead of time; they will be marked Lost!")
         self._writer.stop()
-
-    def release_held(self, job_id: str | None = None) -> None:
-        """Give back the fires held ahead of time (of one job, or all), as if never claimed.
-
-        Called when the scheduler stops, and before this process changes or removes
-        a job: the change must apply to a fire not yet started. (A change made by
-        another process within the look-ahead before a fire applies from the next
-        fire on, as if the claim had come just before it.)
-        """
-        with self._held_lock:
-            released = [claim for claim in self._held if job_id is None or claim.job.id == job_id]
-            if not released:
-                return
-            self._held = [claim for claim in self._held if claim not in released]
-        try:
-            run_with_retry(lambda: release_claims(released), "releasing fires claimed ahead of time", attempts=3)
-        except Exception:
-            with self._held_lock:  # still claimed: still ours to run
-                for claim in released:
-                    self._hold(claim)
-            raise
-        with self._lock:
-            for claim in released:
-                self._started_by_claim.pop((claim.job.id, claim.run_times[0]), None)
-        logger.debug("Released %d fire(s) claimed ahead of time", len(released))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every result reported so far is written."""
@@ -229,28 +184,9 @@ class Fires:
 
     # --- claim -> hand-off --------------------------------------------------------
 
-    def claim(
-        self,
-        now: datetime,
-        *,
-        limit: int,
-        load_job: Callable[[str, datetime | None, bytes], Job],
-        ahead: float = 0.0,
-    ) -> list[Job]:
-        """The jobs to hand to APScheduler now: held fires now due, else freshly claimed ones.
-
-        Fires due within ``ahead`` seconds are claimed too, and held until due. While
-        a held fire is due (or about to be), no claim is made: its hand-off must not
-        wait for a round trip. The next look, a moment later, claims.
-        """
+    def claim(self, now: datetime, *, limit: int, load_job: Callable[[str, datetime | None, bytes], Job]) -> list[Job]:
+        """Claim due fires (and run requests) and return the jobs to hand to APScheduler."""
         self._echoes.clear()
-        with self._held_lock:
-            ready = self._take_held(now)
-            imminent = self._holds_imminent(now)
-        if ready or imminent:
-            self.last_claim_took = True
-            return [self._to_scheduler(claim) for claim in ready]
-        started = time.monotonic()
         claims = claim_due_jobs(
             now,
             limit=limit,
@@ -258,51 +194,14 @@ class Fires:
             load_job=load_job,
             on_broken_job=flag_broken,
             release_dead_peers=self._release_dead_peers,
-            horizon=now + timedelta(seconds=ahead) if ahead > 0 else None,
         )
-        self._claim_seconds = 0.7 * self._claim_seconds + 0.3 * (time.monotonic() - started)
-        self.last_claim_took = bool(claims)
         jobs = []
         for claim in claims:
             try:
-                self._hand_off(claim)
+                jobs.append(self._hand_off(claim))
             except Exception as error:  # noqa: BLE001 -- one job's failure must not cost the batch its fires
                 self._fail_claimed(claim, error)
-                continue
-            if claim.early:
-                with self._held_lock:
-                    self._hold(claim)
-            else:
-                jobs.append(self._to_scheduler(claim))
         return jobs
-
-    def next_held(self) -> datetime | None:
-        """The due time of the earliest fire held ahead of time."""
-        held = self._held
-        return held[0].run_times[0] if held else None
-
-    def holds_imminent(self, now: datetime) -> bool:
-        """A held fire is due too soon for a claim round trip before it."""
-        return self._holds_imminent(now)
-
-    def _holds_imminent(self, now: datetime) -> bool:
-        due = self.next_held()
-        return due is not None and instant(due) - instant(now) < 2 * self._claim_seconds
-
-    def _hold(self, claim: Claim) -> None:
-        due = instant(claim.run_times[0])
-        index = len(self._held)
-        while index > 0 and instant(self._held[index - 1].run_times[0]) > due:
-            index -= 1
-        self._held.insert(index, claim)
-
-    def _take_held(self, now: datetime) -> list[Claim]:
-        """The held fires due by ``now`` (APScheduler runs a job only once its time has come)."""
-        count = 0
-        while count < len(self._held) and instant(self._held[count].run_times[0]) <= instant(now):
-            count += 1
-        taken, self._held = self._held[:count], self._held[count:]
-        return taken
 
     def _release_dead_peers(self, peer_ids: set[int]) -> set[int]:
         """Peers among these whose session or process is gone: their unfinished fires end as Lost!."""
@@ -311,7 +210,7 @@ class Fires:
             mark_lost(among=gone)
         return gone
 
-    def _hand_off(self, claim: Claim) -> None:
+    def _hand_off(self, claim: Claim) -> Job:
         job = claim.job
         job.trigger = _ClaimedFiresTrigger(job.trigger, claim.run_times, claim.next_run_time)
         job.next_run_time = claim.run_times[0]
@@ -323,16 +222,12 @@ class Fires:
                 self._failures_only.discard(job.id)
             else:
                 self._failures_only.add(job.id)
-
-    def _to_scheduler(self, claim: Claim) -> Job:
-        """The claimed job as APScheduler gets it, expecting its follow-up write of what the claim stored."""
-        job = claim.job
         if claim.next_run_time is None or claim.run_now:
             # APScheduler will ask to remove the job after this fire: a finished date
             # job is already deleted, and a run-now copy must not remove the stored job.
             self._echoes.finished.add(job.id)
         else:
-            self._echoes.next_run_times.setdefault(job.id, []).append(claim.next_run_time)
+            self._echoes.next_run_times[job.id] = claim.next_run_time
         return job
 
     def _fail_claimed(self, claim: Claim, error: Exception) -> None:
@@ -359,8 +254,8 @@ class Fires:
 
     def is_echo_of_update(self, job: Job) -> bool:
         expected = self._echoes.next_run_times.get(job.id)
-        if expected and job.next_run_time in expected:
-            expected.remove(job.next_run_time)
+        if expected is not None and job.next_run_time == expected:
+            del self._echoes.next_run_times[job.id]
             return True
         return False
 

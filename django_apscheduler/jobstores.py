@@ -149,34 +149,15 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # lost. A stopping scheduler claims nothing: live peers take the fires.
             return []
         connection_hygiene()  # the scheduler may have slept for days
-        limit, ahead = int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")), self._claim_ahead()
         jobs = run_with_retry(
-            lambda: fires.claim(now, limit=limit, load_job=self._load_runnable_job, ahead=ahead),
+            lambda: fires.claim(now, limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")), load_job=self._load_runnable_job),
             "claiming due jobs",
             should_stop=self._should_stop,
         )
-        self._last_claim_empty = not fires.last_claim_took
+        self._last_claim_empty = not jobs
         return jobs
 
-    def _claim_ahead(self) -> float:
-        """Seconds ahead of their due time that fires are claimed: only by a running scheduler
-        (a store used on its own hands out what is due, as APScheduler's job stores do)."""
-        return max(0.0, float(conf.get("APSCHEDULER_CLAIM_AHEAD"))) if self._membership is not None else 0.0
-
     def get_next_run_time(self) -> datetime | None:
-        held = self._fires.next_held()
-        if held is not None and self._fires.holds_imminent(utc_now()):
-            # A fire claimed ahead is about to be due: wake for it without a round trip.
-            self._planned_wakeup = held
-            return held
-        next_claim = self._next_claim_time()
-        if held is not None and (next_claim is None or held < next_claim):
-            next_claim = held
-        self._planned_wakeup = next_claim
-        return next_claim
-
-    def _next_claim_time(self) -> datetime | None:
-        """When the next claim is due: the earliest stored fire less the look-ahead."""
         try:
             next_run_time = run_with_retry(
                 self._earliest_next_run_time, "finding the next run time", should_stop=self._should_stop
@@ -200,18 +181,12 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             next_run_time = utc_now() + timedelta(seconds=delay)
         else:
             self._contended_streak = 0
+        self._planned_wakeup = next_run_time
         return next_run_time
 
     def _earliest_next_run_time(self) -> datetime | None:
-        """When to claim next: the earliest scheduled fire or pending run request, less the look-ahead.
-
-        (A run request is due when made, so looking early for it changes nothing.)
-        """
-        due = earliest_due()
-        ahead = self._claim_ahead()
-        if due is not None and ahead:
-            due -= timedelta(seconds=ahead)
-        return self._as_scheduler_time(due)
+        """The earliest scheduled fire or pending run request, in one statement."""
+        return self._as_scheduler_time(earliest_due())
 
     # --- the rest of the job store contract ------------------------------------------
 
@@ -262,7 +237,6 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         if self._fires.is_echo_of_update(job):
             return  # the claim already stored this next run time
         _check_job_id(job.id)
-        self._user_call(lambda: self._fires.release_held(job.id), "releasing a changed job's early fires")
         columns = jobstate.dump(job, self.pickle_protocol)
         replacing = getattr(self._replacing, "job_id", None) == job.id
         self._replacing.job_id = None
@@ -299,13 +273,11 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
     def remove_job(self, job_id: str) -> None:
         if self._fires.is_echo_of_removal(job_id):
             return  # the claim already deleted this finished job
-        self._user_call(lambda: self._fires.release_held(job_id), "releasing a removed job's early fires")
         deleted, _ = self._user_call(lambda: DjangoJob.objects.filter(pk=job_id).delete(), "removing a job")
         if not deleted:
             raise JobLookupError(job_id)
 
     def remove_all_jobs(self) -> None:
-        self._user_call(self._fires.release_held, "releasing early fires")
         self._user_call(lambda: DjangoJob.objects.all().delete(), "removing all jobs")
 
     # --- helpers ---------------------------------------------------------------------

@@ -161,15 +161,11 @@ def test_delete_old_job_executions():
 def test_shutdown_writes_every_result_before_it_returns(scheduler_factory):
     """Results are written by a writer thread in batches; a clean shutdown leaves none unwritten."""
     scheduler = scheduler_factory()
-    submitted: list[str] = []
-    scheduler.add_listener(lambda event: submitted.append(event.job_id), EVENT_JOB_SUBMITTED)
     scheduler.start()
     due = now()
     for index in range(40):
         scheduler.add_job(jobfuncs.noop, "date", run_date=due, id=f"quick{index:02d}")
-    # Submitted, not only claimed: a fire claimed ahead of time and still held at
-    # shutdown is given back, not run (see test_claim_ahead).
-    wait_until(lambda: len(submitted) == 40, message="all 40 date jobs handed to the executor")
+    wait_until(lambda: not DjangoJob.objects.exists(), message="all 40 date jobs claimed")
     scheduler.shutdown(wait=True)
     ids = [f"quick{index:02d}" for index in range(40)]
     statuses = list(DjangoJobExecution.objects.filter(job_id__in=ids).values_list("status", flat=True))
