@@ -19,7 +19,10 @@ Usage::
 Each item holds ``scheduler.add_job``'s keyword arguments (``func``, ``trigger`` and
 the trigger's own arguments, ``args``, ``kwargs``, ``id``, ``name``,
 ``misfire_grace_time``, ``coalesce``, ``max_instances``, ``next_run_time``,
-``executor``). ``jobstore`` and ``replace_existing`` are arguments of the whole call.
+``executor``). ``jobstore`` is an argument of the whole call; there is no
+``replace_existing``: an id already stored raises ``ConflictingIdError`` and nothing
+is written. Call it from synchronous code (under an ``AsyncIOScheduler``, from a
+coroutine through ``sync_to_async``).
 """
 
 from __future__ import annotations

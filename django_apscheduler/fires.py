@@ -410,9 +410,16 @@ def _run_to_completion(func: Callable[..., Any]) -> Callable[..., Any]:
     gets an event loop of its own in the worker thread instead.
     """
 
+    async def tidied(*args: Any, **kwargs: Any) -> Any:
+        # Its async ORM queries run on asgiref's thread for sync code, whose
+        # connection the worker thread's hygiene never sees: tidy that one too, so
+        # a database restart does not leave it broken for every later coroutine job.
+        await sync_to_async(connection_hygiene)()
+        return await func(*args, **kwargs)
+
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(func(*args, **kwargs))
+        return asyncio.run(tidied(*args, **kwargs))
 
     return run
 

@@ -147,6 +147,25 @@ class ScheduleForm(forms.Form):
         return initial
 
 
+def stored_trigger(details: dict[str, Any]) -> BaseTrigger | None:
+    """The trigger a job's plain details describe (``details["schedule"]``), or None when they cannot tell.
+
+    Rebuilt from plain values, in ``TIME_ZONE`` as the editor builds triggers, so that
+    a page can compare schedules without unpickling the job.
+    """
+    schedule = details.get("schedule") or {}
+    try:
+        if schedule.get("kind") == "cron" and schedule.get("crontab"):
+            return crontab.parse(schedule["crontab"], _zone())
+        if schedule.get("kind") == "interval" and schedule.get("seconds", 0) > 0:
+            return IntervalTrigger(seconds=schedule["seconds"], timezone=_zone())
+        if schedule.get("kind") == "date":
+            return DateTrigger(run_date=datetime.fromisoformat(schedule["run_date"]), timezone=_zone())
+    except (ValueError, TypeError, OverflowError):  # details from an older version, or edited by hand
+        return None
+    return None
+
+
 # The field that carries each kind of trigger, for the errors about the whole trigger.
 _FIELD_OF_KIND = {"cron": "crontab", "interval": "every", "date": "run_date"}
 

@@ -237,7 +237,7 @@ class Membership:
             logger.exception(
                 "The scheduler started but could not register in the database; it claims no jobs. Restart it."
             )
-            self.leave()
+            off_the_loop(self.leave)
 
     def join(self) -> fires.Fires:
         """Register, start recording fires, and start the heartbeat; returns the fires' owner."""

@@ -257,20 +257,25 @@ def resign_jobs(job_ids: list[str] | None = None, *, trust_unverified: bool = Fa
         if which is None and not trust_unverified:
             report.refused.append(job_id)
             continue
-        reason = _store_resigned(job_id, jobstate.sign(jobstate.unsigned_payload(job_state)))
+        reason = _store_resigned(job_id, bytes(job_state), jobstate.sign(jobstate.unsigned_payload(job_state)))
         report.resigned.append(job_id)
         if reason is not None:
             report.broken[job_id] = reason
     return report
 
 
-def _store_resigned(job_id: str, signed: bytes) -> str | None:
-    """Write a re-signed state with fresh plain columns; the reason when it cannot be loaded."""
+def _store_resigned(job_id: str, old: bytes, signed: bytes) -> str | None:
+    """Write a re-signed state with fresh plain columns; the reason when it cannot be loaded.
+
+    Only over the state that was read (compare and set): a job saved meanwhile keeps
+    its new state, which its writer signed with the current key anyway.
+    """
+    row = DjangoJob.objects.filter(pk=job_id, job_state=old)
     state, reason = jobstate.try_load(signed)
     if state is None:
         assert reason is not None
-        DjangoJob.objects.filter(pk=job_id).update(job_state=signed)
-        DjangoJob.objects.filter(pk=job_id).mark_broken(reason)
+        if row.update(job_state=signed):
+            DjangoJob.objects.filter(pk=job_id).mark_broken(reason)
         return reason
-    DjangoJob.objects.filter(pk=job_id).mark_repaired(job_state=signed, **jobstate.plain_columns(state))
+    row.mark_repaired(job_state=signed, **jobstate.plain_columns(state))
     return None

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from .. import limits
 from ..models import DjangoJobExecution
 from ..util import get_local_dt_format
 
@@ -63,3 +67,22 @@ def local_time(value: datetime | None) -> str | None:
     return get_local_dt_format(value)
 
 
+
+
+class RefusesUnstorableText:
+    """Text from a URL that no database column can hold matches nothing, instead of a 500.
+
+    A NUL (``_00`` in an admin URL, ``%00`` in a search) or a lone surrogate is not
+    valid in a PostgreSQL text column: psycopg refuses the query with a DataError.
+    No stored id or host can contain one, so such a lookup finds nothing.
+    """
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        if limits.text_problem(object_id) is not None:
+            return None
+        return super().get_object(request, object_id, from_field)  # type: ignore[misc]
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        if limits.text_problem(search_term) is not None:
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]

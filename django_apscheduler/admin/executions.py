@@ -16,10 +16,18 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import limits
 from ..compat import ExecutionAdminCompat
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import to_db
-from .common import EXCEPTION_PREVIEW_CHARS, StatusStyles, colored_status, format_seconds, local_time
+from .common import (
+    EXCEPTION_PREVIEW_CHARS,
+    RefusesUnstorableText,
+    StatusStyles,
+    colored_status,
+    format_seconds,
+    local_time,
+)
 
 # --- executions ---------------------------------------------------------------------------
 
@@ -43,10 +51,14 @@ class JobIdFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJobExecution]) -> QuerySet[DjangoJobExecution]:
         value = self.value()
-        return queryset.filter(job_id=value) if value else queryset
+        if not value:
+            return queryset
+        if limits.text_problem(value) is not None:  # no stored id holds it (see RefusesUnstorableText)
+            return queryset.none()
+        return queryset.filter(job_id=value)
 
 
-class DjangoJobExecutionAdmin(ExecutionAdminCompat, admin.ModelAdmin):
+class DjangoJobExecutionAdmin(RefusesUnstorableText, ExecutionAdminCompat, admin.ModelAdmin):
     """The execution history: a record to read, filter and prune, never to edit.
 
     No "add" (executions are written by schedulers) and no "change" (a record

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import conf, jobstate, operations, registry, runnow
 from ..compat import JobAdminCompat
 from ..describe import describe_trigger
-from ..forms import CreateJobForm, ScheduleForm
+from ..forms import CreateJobForm, ScheduleForm, stored_trigger
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import from_db, utc_now
 from ..util import get_local_dt_format
@@ -32,6 +32,7 @@ from . import audit, permissions
 from .common import (
     RECENT_RUNS,
     STATUS_LABELS,
+    RefusesUnstorableText,
     StatusStyles,
     colored_status,
     format_seconds,
@@ -119,7 +120,7 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
     )
 
 
-class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
+class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
     """Stored jobs: what runs when, how it went lately, and the "run now" action.
 
     Jobs are created by code (``add_job`` or the ``@job`` decorator), so there is no
@@ -239,24 +240,30 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
 
     def _may_save_schedule(self, request: HttpRequest, job: DjangoJob, form: ScheduleForm) -> bool:
-        """Refuse, on the form, a schedule that brings the next run sooner from a user who may not make it run.
+        """Refuse, on the form, a schedule that makes the job run sooner or more often, from a user who may not make it run.
 
         The next run is computed a moment before ``operations.reschedule`` computes it
         again; triggers only move forward in time, so the one saved is never sooner.
         """
-        upcoming = form.cleaned_data["trigger"].get_next_fire_time(None, utc_now())
-        if not permissions.comes_sooner(upcoming, job.next_run_time):
+        trigger, now = form.cleaned_data["trigger"], utc_now()
+        upcoming = trigger.get_next_fire_time(None, now)
+        sooner = permissions.comes_sooner(upcoming, job.next_run_time)
+        more_often = job.next_run_time is not None and permissions.fires_more_often(
+            trigger, stored_trigger(job.details or {}), now
+        )
+        if not (sooner or more_often):
             return True
         lacking = permissions.missing(request.user, permissions.to_make_run(job.func_ref))
         if not lacking:
             return True
-        form.add_error(
-            None,
-            gettext("This schedule's next run (%(new)s) comes before the current one (%(current)s).")
-            % {"new": get_local_dt_format(upcoming), "current": get_local_dt_format(job.next_run_time)}
-            + " "
-            + permissions.refusal(lacking),
-        )
+        if sooner:
+            reason = gettext("This schedule's next run (%(new)s) comes before the current one (%(current)s).") % {
+                "new": get_local_dt_format(upcoming),
+                "current": get_local_dt_format(job.next_run_time),
+            }
+        else:
+            reason = gettext("This schedule fires more often than the current one.")
+        form.add_error(None, reason + " " + permissions.refusal(lacking))
         return False
 
     def _log_change(self, request: HttpRequest, job_id: str, message: str) -> None:
@@ -276,8 +283,8 @@ class DjangoJobAdmin(JobAdminCompat, admin.ModelAdmin):
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
         """The confirmation of a declared job's deletion says that the job comes back."""
-        declared = DjangoJob.objects.filter(pk=unquote(object_id)).values_list("declared", flat=True).first()
-        extra_context = {"declared_in_code": bool(declared), **(extra_context or {})}
+        job = self.get_object(request, unquote(object_id))
+        extra_context = {"declared_in_code": bool(job and job.declared), **(extra_context or {})}
         return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: DjangoJob) -> None:

@@ -4,7 +4,8 @@ Three things about a job have real effects, and each has its permission:
 
 - **making it run** (now, or sooner than it would): *Can run jobs now*. Besides the
   "run now" action, that covers resuming a paused job, saving a schedule whose next
-  run comes before the current one, and creating a job that is not paused. Without
+  run comes before the current one or that fires more often, and creating a job
+  that is not paused. Without
   it, *change job* still pauses jobs and moves their runs later or keeps them where
   they are, and *add job* creates jobs paused.
 - **choosing what it runs with**: a job created with other arguments than a
@@ -21,8 +22,9 @@ Pausing needs only *change job*: stopping a job is the safe direction.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Permission
@@ -80,6 +82,40 @@ def comes_sooner(new_next_run: datetime | None, current_next_run: datetime | Non
     if current_next_run is None or new_next_run is None:
         return False
     return new_next_run < current_next_run
+
+
+# How many fires of a schedule are looked at to tell how often it fires.
+_FIRES_COMPARED = 50
+
+
+def fires_more_often(new_trigger: Any, old_trigger: Any | None, now: datetime) -> bool:
+    """True when ``new_trigger`` fires at shorter gaps than ``old_trigger`` (None: unknown).
+
+    Moving a job's first run later is harmless, but an hourly job turned into an
+    every-second one makes it run sooner in every sense that matters: compared by
+    the shortest gap between consecutive fires among the next few. A schedule that
+    fires once has no gap; an unknown old schedule counts as firing once.
+    """
+    return _shortest_gap(new_trigger, now) < _shortest_gap(old_trigger, now)
+
+
+def _shortest_gap(trigger: Any | None, now: datetime) -> float:
+    if trigger is None:
+        return math.inf
+    shortest, previous = math.inf, None
+    moment: datetime | None = now
+    for _ in range(_FIRES_COMPARED):
+        try:
+            moment = trigger.get_next_fire_time(previous, moment)
+        except (OverflowError, ValueError):  # past what a date-time holds: no further fire
+            break
+        if moment is None:
+            break
+        if previous is not None:
+            shortest = min(shortest, (moment - previous).total_seconds())
+        previous = moment
+        moment = moment + timedelta(microseconds=1)
+    return shortest
 
 
 def to_choose_arguments(func_ref: str, func: Callable[..., Any], args: list, kwargs: dict) -> set[str]:

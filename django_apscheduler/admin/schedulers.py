@@ -9,12 +9,12 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import DjangoJobExecution, SchedulerInstance
 from ..querysets import is_alive
-from .common import local_time
+from .common import RefusesUnstorableText, local_time
 
 # --- schedulers ---------------------------------------------------------------------------
 
 
-class SchedulerInstanceAdmin(admin.ModelAdmin):
+class SchedulerInstanceAdmin(RefusesUnstorableText, admin.ModelAdmin):
     """Every scheduler that ran against this database, live or dead.
 
     Entirely read-only, deleting included: a dead scheduler's unfinished fires are

@@ -300,6 +300,20 @@ def test_change_alone_cannot_make_a_job_run_within_a_second(client, login):
 
 
 @pytest.mark.django_db
+def test_change_alone_cannot_make_a_job_fire_more_often_just_before_its_run(client, login):
+    """The hourly job is due in 10 s: "every minute" starts later than that, but fires 60 times as often."""
+    login("change_djangojob")
+    store("hourly", soon(seconds=10))
+    before = bytes(DjangoJob.objects.get(pk="hourly").job_state)
+
+    errors = form_errors(schedule(client, "hourly", kind="interval", every=1, unit="minutes"))
+
+    assert "fires more often than the current one" in errors["__all__"]
+    assert "“Can run jobs now”" in errors["__all__"]
+    assert bytes(DjangoJob.objects.get(pk="hourly").job_state) == before
+
+
+@pytest.mark.django_db
 def test_change_alone_may_move_a_run_later_or_edit_a_paused_job(client, login):
     login("change_djangojob")
     store("soon", soon(minutes=5))

@@ -247,3 +247,28 @@ def test_resign_of_an_unknown_job_is_a_clear_error():
 def test_an_unsigned_pickle_never_looks_signed():
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         assert not pickle.dumps({"a": 1}, protocol).startswith(jobstate.SIGNATURE_PREFIX)
+
+
+@pytest.mark.django_db
+def test_trusting_unverified_rows_needs_their_ids():
+    with pytest.raises(CommandError, match="give their ids"):
+        call_command("apscheduler", "resign", "--trust-unverified", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_resign_leaves_a_state_saved_meanwhile(monkeypatch):
+    with override_settings(SECRET_KEY=OLD_KEY):
+        store_job("busy")
+    real_store = operations._store_resigned
+
+    def saved_meanwhile(job_id, old, signed):
+        store_job("busy-copy")  # another writer saves the job between the read and the write
+        fresh = DjangoJob.objects.get(pk="busy-copy").job_state
+        DjangoJob.objects.filter(pk=job_id).update(job_state=fresh)
+        return real_store(job_id, old, signed)
+
+    monkeypatch.setattr(operations, "_store_resigned", saved_meanwhile)
+    with override_settings(SECRET_KEY_FALLBACKS=[OLD_KEY]):
+        operations.resign_jobs()
+
+    assert bytes(DjangoJob.objects.get(pk="busy").job_state) == bytes(DjangoJob.objects.get(pk="busy-copy").job_state)

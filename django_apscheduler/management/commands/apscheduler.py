@@ -44,7 +44,9 @@ class Command(BaseCommand):
             help="Sign stored job states with the current SECRET_KEY (after a key change: the old key in "
             "SECRET_KEY_FALLBACKS).",
         )
-        resign.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="Only these jobs (default: every job).")
+        resign.add_argument(
+            "job_ids", nargs="*", metavar="JOB_ID", help="Only these jobs (default: every job; required with --trust-unverified)."
+        )
         resign.add_argument(
             "--trust-unverified",
             action="store_true",
@@ -137,6 +139,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(alive)} scheduler(s) alive.")
 
     def handle_resign(self, job_ids, trust_unverified, **options):
+        if trust_unverified and not job_ids:
+            raise CommandError("--trust-unverified signs only the jobs named: give their ids (see `apscheduler list`).")
         report = operations.resign_jobs(job_ids, trust_unverified=trust_unverified)
         for job_id in report.resigned:
             reason = report.broken.get(job_id)
