@@ -223,6 +223,11 @@ def restore(
     would hand out the same fire again.
     """
     state = load(job_state)
+    stored_id = state.get("id")
+    if stored_id is not None and stored_id != job_id:
+        # The signature covers the state, not the row it sits in: a signed state
+        # copied into another job's row would run under that job's id and history.
+        raise JobStateError(f"cannot be loaded: its state belongs to job {stored_id!r}, not to this row")
     value = from_db(next_run_time)
     trigger_zone = getattr(state["trigger"], "timezone", None)
     if value is not None:

@@ -272,3 +272,14 @@ def test_resign_leaves_a_state_saved_meanwhile(monkeypatch):
         operations.resign_jobs()
 
     assert bytes(DjangoJob.objects.get(pk="busy").job_state) == bytes(DjangoJob.objects.get(pk="busy-copy").job_state)
+
+
+@pytest.mark.django_db
+def test_a_signed_state_copied_into_another_row_is_refused():
+    store_job("original")
+    state = DjangoJob.objects.get(pk="original").job_state
+    write_raw_row("impostor", bytes(state), datetime(2030, 1, 1, tzinfo=UTC))
+
+    with pytest.raises(jobstate.JobStateError, match="belongs to job 'original'"):
+        operations.load_job("impostor")
+    assert operations.load_job("original").id == "original"
