@@ -123,7 +123,7 @@ def describe_state(state: dict[str, Any]) -> dict[str, Any]:
 def arguments_text(args: Any, kwargs: Any) -> str:
     """A job's arguments as a call reads them: ``(1, 'a', key=2)``; long lists are cut."""
     call = [_safe_repr(arg) for arg in args or ()]
-    call += [f"{key}={_safe_repr(value)}" for key, value in dict(kwargs or {}).items()]
+    call += [f"{_key_text(key)}={_safe_repr(value)}" for key, value in dict(kwargs or {}).items()]
     text = f"({', '.join(call)})"
     if len(text) > _MAX_ARGUMENTS_TEXT:
         text = text[: _MAX_ARGUMENTS_TEXT - 1] + "…"
@@ -139,6 +139,11 @@ def _schedule_of(trigger: Any) -> dict[str, Any]:
     if isinstance(trigger, DateTrigger):
         return {"kind": "date", "run_date": trigger.run_date.isoformat()}
     return {}
+
+
+def _key_text(key: Any) -> str:
+    """A keyword as written in a call; its repr when it is no identifier (a NUL in it could not be stored)."""
+    return key if isinstance(key, str) and key.isidentifier() else _safe_repr(key)
 
 
 def _safe_repr(value: Any) -> str:

@@ -64,7 +64,10 @@ def schedule_changed(
 
 
 def created(func_ref: str, args: list, kwargs: dict, trigger: Any, next_run: datetime | None) -> str:
-    call = ", ".join([json.dumps(arg) for arg in args] + [f"{key}={json.dumps(value)}" for key, value in kwargs.items()])
+    call = ", ".join(
+        [json.dumps(arg) for arg in args]
+        + [f"{key if key.isidentifier() else json.dumps(key)}={json.dumps(value)}" for key, value in kwargs.items()]
+    )
     when = _when(next_run) if next_run is not None else gettext("paused")
     return gettext("Created: %(func)s(%(call)s); %(trigger)s; next run %(when)s.") % {
         "func": func_ref,
