@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -120,6 +121,20 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
     )
 
 
+class JobChangeList(ChangeList):
+    """The jobs list, whose sort indicator sits on "next run", the order the rows come in.
+
+    The default order is an expression (soonest first, paused last on every database),
+    which Django's changelist cannot match to a column: it would mark the "id"
+    tie-breaker as the sort column instead.
+    """
+
+    def get_ordering_field_columns(self) -> dict[int, str]:
+        if ORDER_VAR in self.params:
+            return super().get_ordering_field_columns()
+        return {list(self.list_display).index("next_run"): "asc"}
+
+
 class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
     """Stored jobs: what runs when, how it went lately, and the "run now" action.
 
@@ -174,6 +189,9 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
         "broken_flag",
         "broken_reason_text",
     )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
 
     def get_urls(self) -> list:
         edit = self.admin_site.admin_view(self.schedule_view)
@@ -458,7 +476,10 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
 
     @admin.display(description=_("name"))
     def job_name(self, obj: DjangoJob) -> str:
-        return _plain(obj).get("name") or "-"
+        """The job's name only where it says more than its function's (APScheduler's default name)."""
+        name = _plain(obj).get("name") or ""
+        function_name = obj.func_ref.rpartition(":")[2]
+        return name if name and name != function_name else "-"
 
     @admin.display(description=_("trigger"))
     def trigger_words(self, obj: DjangoJob) -> str:

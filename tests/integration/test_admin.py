@@ -566,8 +566,33 @@ def test_list_shows_trigger_in_words_and_success_rate(admin_client):
     add_execution("hourly", DjangoJobExecution.ERROR, ago=timedelta(minutes=5))
     row = row_containing(admin_client.get(JOBS_URL).content.decode(), "hourly")
     assert "Every hour" in row
-    assert '<td class="field-job_name">noop</td>' in row
+    assert '<td class="field-job_name">-</td>' in row  # the name is the function's: not repeated
     assert "75% of 4" in row
+
+
+@pytest.mark.django_db
+def test_list_names_a_job_only_where_the_name_says_more(admin_client):
+    job = build_job("named", FUTURE, IntervalTrigger(hours=1, timezone=UTC), name="Nightly export")
+    DjangoJobStore().add_job(job)
+    store_job("unnamed")
+    html = admin_client.get(JOBS_URL).content.decode()
+    assert '<td class="field-job_name">Nightly export</td>' in row_containing(html, ">named<")
+    assert '<td class="field-job_name">-</td>' in row_containing(html, ">unnamed<")
+
+
+@pytest.mark.django_db
+def test_the_sort_indicator_is_on_next_run_the_order_of_the_rows(admin_client):
+    store_job("later", next_run_time=FUTURE + timedelta(days=1))
+    store_job("sooner")
+    response = admin_client.get(JOBS_URL)
+    cl = response.context["cl"]
+    assert cl.get_ordering_field_columns() == {list(cl.list_display).index("next_run"): "asc"}
+    assert listed_in_order(response) == ["sooner", "later"]
+    html = response.content.decode()
+    assert re.search(r'<th scope="col" class="sortable column-next_run sorted ascending', html)
+    assert not re.search(r'<th scope="col" class="sortable column-id sorted', html)
+    by_id = admin_client.get(JOBS_URL, {"o": "1"}).context["cl"]  # a click on a column still works
+    assert by_id.get_ordering_field_columns() == {1: "asc"}
 
 
 @pytest.mark.django_db
