@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
@@ -129,7 +129,7 @@ class JobChangeList(ChangeList):
     tie-breaker as the sort column instead.
     """
 
-    def get_ordering_field_columns(self) -> dict[int, str]:
+    def get_ordering_field_columns(self) -> dict[int, Literal["desc", "asc"]]:
         if ORDER_VAR in self.params:
             return super().get_ordering_field_columns()
         return {list(self.list_display).index("next_run"): "asc"}
