@@ -217,8 +217,11 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         def insert() -> None:
             row = DjangoJob(id=job.id, next_run_time=to_db(job.next_run_time), **columns)
             try:
-                if transaction.get_connection().in_atomic_block:
-                    with transaction.atomic():  # a savepoint: the caller's transaction survives a conflict
+                connection = transaction.get_connection()
+                if connection.in_atomic_block or not connection.get_autocommit():
+                    # Inside the caller's transaction (atomic, or autocommit turned off by
+                    # hand): a savepoint, so that it survives a conflict.
+                    with transaction.atomic():
                         row.save(force_insert=True)
                 else:
                     # Autocommit: the INSERT is its own transaction, one round trip

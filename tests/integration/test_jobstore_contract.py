@@ -339,3 +339,22 @@ def test_repr_and_str_read_as_in_0_7(jobstore):
     assert str(scheduled).startswith("s (next run at: ")
     execution = DjangoJobExecution.objects.create(job_id="s", run_time=BASE, status=DjangoJobExecution.SUCCESS)
     assert str(execution) == f"{execution.id}: job 's' (Executed)"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_conflict_inside_a_transaction_opened_by_hand_leaves_it_usable():
+    """autocommit off by hand is a transaction too: the conflicting INSERT runs in a savepoint."""
+    from django.db import transaction
+
+    store = DjangoJobStore()
+    when = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    store.add_job(build_job("taken", when, IntervalTrigger(hours=1)))
+    transaction.set_autocommit(False)
+    try:
+        with pytest.raises(ConflictingIdError):
+            store.add_job(build_job("taken", when, IntervalTrigger(hours=2)))
+        store.add_job(build_job("other", when, IntervalTrigger(hours=1)))  # the transaction still works
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert sorted(DjangoJob.objects.values_list("pk", flat=True)) == ["other", "taken"]
