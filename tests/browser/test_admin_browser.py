@@ -199,6 +199,32 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     connections.close_all()
 
 
+FITS_JS = """
+() => {
+  const results = document.querySelector('#changelist .results');
+  const visible = (selector) => [...document.querySelectorAll(selector)].every((cell) => {
+    const box = cell.getBoundingClientRect();
+    return box.width > 0 && box.left >= 0 && box.right <= window.innerWidth;
+  });
+  return {
+    overflow: results.scrollWidth - results.clientWidth,
+    essentials: visible('th.column-id, th.column-next_run, th.column-last_status, td.field-next_run, td.field-last_status'),
+    hidden: [...document.querySelectorAll('th.column-trigger_words, th.column-job_name, th.column-runs')]
+      .every((cell) => cell.getBoundingClientRect().width === 0),
+  };
+}
+"""
+
+
+def assert_jobs_list_fits(page, width):
+    """At 1280 px every column fits without a scroll bar; at 390 px the essentials stay on screen."""
+    fit = page.evaluate(FITS_JS)
+    if width >= 1280:
+        assert fit["overflow"] <= 0, fit
+    else:
+        assert fit["essentials"] and fit["hidden"], fit
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_scheduler_banner_and_readable_statuses_in_both_themes(live_server, browser, scheme):
     from apscheduler.triggers.interval import IntervalTrigger
@@ -231,6 +257,8 @@ def test_no_scheduler_banner_and_readable_statuses_in_both_themes(live_server, b
             assert len(contrasts) >= 3, contrasts  # overdue, statuses, broken
             low = [c for c in contrasts if c["ratio"] < 4.5]
             assert not low, (scheme, width, path, low)
+            if path == "djangojob/":
+                assert_jobs_list_fits(page, width)
             if width == 1280 and path == "djangojob/":
                 page.screenshot(path=str(SCREENSHOTS / f"jobs-no-scheduler-{scheme}.png"), full_page=True)
         context.close()

@@ -146,7 +146,7 @@ def test_job_list_shows_broken_flag(admin_client):
     html = admin_client.get(JOBS_URL).content.decode()
 
     assert 'title="ImportError: gone">broken</strong>' in row_containing(html, ">bad<")
-    assert '<td class="field-broken_flag">-</td>' in row_containing(html, ">fine<")
+    assert ">broken</strong>" not in row_containing(html, ">fine<")
     assert listed_ids(admin_client.get(JOBS_URL, {"broken__exact": "1"})) == ["bad"]
 
 
@@ -180,10 +180,23 @@ def test_job_list_sorts_by_every_column(admin_client):
     add_execution("b", DjangoJobExecution.SUCCESS, duration=Decimal("1.00"))
 
     assert listed_in_order(admin_client.get(JOBS_URL)) == ["b", "a"]  # paused last by default
-    # Columns: id, name, trigger, next run, last status, success rate, average duration.
-    for column, ascending in [(4, ["b", "a"]), (5, ["a", "b"]), (7, ["b", "a"])]:
+    add_execution("b", DjangoJobExecution.SUCCESS, ago=timedelta(hours=2), duration=Decimal("1.00"))
+    add_execution("a", DjangoJobExecution.SUCCESS, ago=timedelta(hours=2), duration=Decimal("1.00"))
+    # Columns (after the checkbox): id, next run, last status, trigger, name, runs.
+    for column, ascending in [(2, ["b", "a"]), (3, ["a", "b"]), (6, ["a", "b"])]:
         response = admin_client.get(JOBS_URL, {"o": str(column)})
         assert listed_in_order(response) == ascending, column
+
+
+@pytest.mark.django_db
+def test_runs_column_joins_success_rate_and_average_duration(admin_client):
+    store_job("mixed")
+    store_job("never")
+    add_execution("mixed", DjangoJobExecution.SUCCESS, ago=timedelta(hours=2), duration=Decimal("1.00"))
+    add_execution("mixed", DjangoJobExecution.ERROR, ago=timedelta(hours=1), duration=Decimal("3.00"))
+    html = admin_client.get(JOBS_URL).content.decode()
+    assert '<td class="field-runs">50% of 2, 2.00 s on average</td>' in row_containing(html, ">mixed<")
+    assert '<td class="field-runs">-</td>' in row_containing(html, ">never<")
 
 
 @pytest.mark.django_db
