@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
-from django.contrib.admin.views.main import ORDER_VAR, ChangeList
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, Count, F, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -39,57 +38,12 @@ from .common import (
     format_seconds,
     local_time,
 )
+from .joblist import JobChangeList, JobStateFilter, LastStatusFilter, overdue_after
 
 if TYPE_CHECKING:
-    from django_stubs_ext import StrOrPromise
+    pass
 
 # --- jobs ---------------------------------------------------------------------------------
-
-
-def overdue_after() -> timedelta:
-    """How late a next run may be before the list marks it overdue.
-
-    A live scheduler claims a due fire within its poll interval (at once on
-    PostgreSQL); a run later than that, by a margin for a busy machine, means no
-    scheduler is taking it.
-    """
-    return timedelta(seconds=2 * float(conf.get("APSCHEDULER_POLL_INTERVAL")) + 5)
-
-
-class JobStateFilter(admin.SimpleListFilter):
-    title = _("state")
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
-        return [("active", _("active")), ("paused", _("paused"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
-        if self.value() == "active":
-            return queryset.filter(next_run_time__isnull=False)
-        if self.value() == "paused":
-            return queryset.filter(next_run_time__isnull=True)
-        return queryset
-
-
-class LastStatusFilter(admin.SimpleListFilter):
-    """By the status of each job's newest execution (the list's "last status" column)."""
-
-    title = _("last status")
-    parameter_name = "last_status"
-    NEVER_RUN = "never"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
-        return [*DjangoJobExecution.STATUS_CHOICES, (self.NEVER_RUN, _("never run"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
-        # ``last_status`` is annotate_job_summary's annotation, which the typing
-        # plugin cannot see on a plain QuerySet[DjangoJob]; Q(tuple) keeps it a lookup.
-        value = self.value()
-        if value == self.NEVER_RUN:
-            return queryset.filter(Q(("last_status__isnull", True)))
-        if value in STATUS_LABELS:
-            return queryset.filter(Q(("last_status", value)))
-        return queryset
 
 
 def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
@@ -119,20 +73,6 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
         finished_runs=Subquery(finished_count),
         successful_runs=Subquery(success_count),
     )
-
-
-class JobChangeList(ChangeList):
-    """The jobs list, whose sort indicator sits on "next run", the order the rows come in.
-
-    The default order is an expression (soonest first, paused last on every database),
-    which Django's changelist cannot match to a column: it would mark the "id"
-    tie-breaker as the sort column instead.
-    """
-
-    def get_ordering_field_columns(self) -> dict[int, Literal["desc", "asc"]]:
-        if ORDER_VAR in self.params:
-            return super().get_ordering_field_columns()
-        return {list(self.list_display).index("next_run"): "asc"}
 
 
 class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
