@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
@@ -39,9 +39,6 @@ from .common import (
     local_time,
 )
 from .joblist import JobChangeList, JobStateFilter, LastStatusFilter, overdue_after
-
-if TYPE_CHECKING:
-    pass
 
 # --- jobs ---------------------------------------------------------------------------------
 
