@@ -143,3 +143,13 @@ def test_without_the_library_the_view_says_which_extra_to_install(client, monkey
     response = client.get("/metrics/")
     assert response.status_code == 501
     assert b"django-apscheduler[metrics]" in response.content
+
+
+@pytest.mark.django_db
+def test_multiprocess_mode_merges_the_workers_files_and_adds_the_gauges_once(client, monkeypatch, tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR set, the view reads the workers' files (none yet here) plus the gauges."""
+    live_scheduler()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    samples = scrape(client)
+    assert [s.value for s in samples["django_apscheduler_live_schedulers"]] == [1.0]
+    assert "django_apscheduler_fires_total" not in samples  # this process's own registry is not read
