@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, Protocol, TypeVar
 
+from apscheduler.events import EVENT_JOB_ERROR
 from django.db import DatabaseError, connection
 
 from . import conf
@@ -235,8 +236,6 @@ def job_event(event: Any, timing: _Timing | None) -> None:
     """A function ran: APScheduler's executed or error event, with the timer's start and end."""
     if _METRICS is None:
         return
-    from apscheduler.events import EVENT_JOB_ERROR
-
     status = "Error!" if event.code == EVENT_JOB_ERROR else "Executed"
     started, ended = (timing.started, timing.ended) if timing else (None, None)
     fire_finished(event.job_id, status, event.scheduled_run_time, started, ended)

@@ -153,3 +153,18 @@ def test_multiprocess_mode_merges_the_workers_files_and_adds_the_gauges_once(cli
     samples = scrape(client)
     assert [s.value for s in samples["django_apscheduler_live_schedulers"]] == [1.0]
     assert "django_apscheduler_fires_total" not in samples  # this process's own registry is not read
+
+
+@pytest.mark.django_db
+def test_start_with_a_busy_metrics_port_stops_before_the_scheduler_starts():
+    import socket
+
+    from django.core.management import CommandError, call_command
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CommandError, match=f"Cannot serve metrics on 127.0.0.1:{port}"):
+            call_command("apscheduler", "start", "--metrics-port", str(port), "--metrics-address", "127.0.0.1")
+    assert not SchedulerInstance.objects.exists()  # no scheduler was started
