@@ -38,6 +38,7 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "APSCHEDULER_CLAIM_BATCH_SIZE": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "APSCHEDULER_CLOSE_OLD_CONNECTIONS": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_AUTOSTART": (lambda v: isinstance(v, bool), "True or False"),
+    "APSCHEDULER_METRICS_JOB_LABEL": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_UNDECLARED_JOBS": (lambda v: v in ("pause", "remove", "keep"), '"pause", "remove" or "keep"'),
     "APSCHEDULER_HISTORY_RETENTION": (
         lambda v: v is None or (_POSITIVE[0](v) and v <= limits.MAX_HISTORY_AGE),

@@ -31,6 +31,7 @@ from apscheduler.triggers.date import DateTrigger
 from django.db import connection
 from django.db.models import Count, Q
 
+from . import metrics
 from .database import supports_skip_locked, write_transaction
 from .models import DjangoJob, DjangoJobExecution
 from .timezones import from_db, to_db
@@ -98,6 +99,7 @@ BrokenJobHandler = Callable[[str, Exception], None]
 DeadPeersHandler = Callable[[set[int]], set[int]]
 
 
+@metrics.timed_claim
 def claim_due_jobs(
     now: datetime,
     *,
@@ -332,6 +334,7 @@ def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], sc
                 DjangoJobExecution(job_id=candidate.job_id, run_time=to_db(run_time), status=status, scheduler_id=scheduler_id)
             )
         if candidate.job_id in refused:
+            metrics.fire_finished(candidate.job_id, DjangoJobExecution.MAX_INSTANCES, count=len(candidate.run_times))
             logger.warning(
                 'Execution of job "%s" skipped: it already runs %d instance(s) across all schedulers '
                 "(max_instances=%d)",

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "APSCHEDULER_SESSION_LIVENESS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
+    # Label Prometheus metrics of fires with the job's id (metrics.py). One series per
+    # job: turn it off with many jobs (thousands of per-user reminders).
+    "APSCHEDULER_METRICS_JOB_LABEL": True,
 }
 
 

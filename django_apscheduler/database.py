@@ -50,7 +50,15 @@ _MIGRATE_HINT = "run `python manage.py migrate` first"
 
 
 class SchemaNotReady(RuntimeError):
-    """The database lacks the package's tables or migrations: ``manage.py migrate`` has not run."""
+    """The database lacks the package's tables or migrations: ``manage.py migrate`` has not run.
+
+    ``pending`` names the unapplied migrations when that is what is missing (the
+    health view reports them).
+    """
+
+    def __init__(self, message: str, pending: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.pending = pending or []
 
 
 def is_schema_error(error: BaseException) -> bool:
@@ -207,23 +215,27 @@ def writes_read_subqueries_without_locks() -> bool:
     return connection.vendor != "mysql"
 
 
-def ensure_schema_ready() -> None:
+def ensure_schema_ready(attempts: int | None = None) -> None:
     """Raise ``SchemaNotReady`` naming the fix when the package's migrations or tables are missing.
 
     Called when something starts (a scheduler, the command, autostart), not per
     query: it loads the migration graph, tens of milliseconds. Nothing is cached,
-    so a ``migrate`` run since the last call is seen.
+    so a ``migrate`` run since the last call is seen. ``attempts`` bounds the
+    retries of an unreachable database (the health view tries once: a probe must
+    answer, not wait for the database).
     """
-    unapplied = run_with_retry(_unapplied_migrations, "checking the database migrations")
+    unapplied = run_with_retry(_unapplied_migrations, "checking the database migrations", attempts=attempts)
     if unapplied:
         shown = ", ".join(unapplied[:_NAMES_SHOWN])
         if len(unapplied) > _NAMES_SHOWN:
             shown += f" and {len(unapplied) - _NAMES_SHOWN} more"
-        raise SchemaNotReady(f"django-apscheduler's migrations are not all applied ({shown}): {_MIGRATE_HINT}.")
+        raise SchemaNotReady(
+            f"django-apscheduler's migrations are not all applied ({shown}): {_MIGRATE_HINT}.", pending=unapplied
+        )
     from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
 
     needed = {model._meta.db_table for model in (DjangoJob, DjangoJobExecution, SchedulerInstance)}
-    present = set(run_with_retry(connection.introspection.table_names, "checking the database tables"))
+    present = set(run_with_retry(connection.introspection.table_names, "checking the database tables", attempts=attempts))
     missing = sorted(needed - present)
     if missing:
         raise SchemaNotReady(f"django-apscheduler's tables are missing ({', '.join(missing)}): {_MIGRATE_HINT}.")

@@ -59,7 +59,7 @@ from apscheduler.triggers.base import BaseTrigger
 from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
-from . import history_writer
+from . import history_writer, metrics
 from .asyncio_support import awaits_coroutines, in_event_loop
 from .claims import Claim, claim_due_jobs, due_run_times, instant
 from .database import connection_hygiene, run_with_retry
@@ -234,6 +234,7 @@ class Fires:
         job_id = claim.job.id
         reason = f"could not be handed to its executor: {type(error).__name__}: {error}"
         logger.exception("Job %r %s; its claimed fires are recorded as Error!", job_id, reason)
+        metrics.fire_finished(job_id, DjangoJobExecution.ERROR, count=len(claim.run_times))
         for run_time in claim.run_times:
             self._submit(
                 history_writer.final(job_id, to_db(run_time), status=DjangoJobExecution.ERROR, exception=_clip(reason))
@@ -382,6 +383,7 @@ class Fires:
 
     def _on_outcome(self, event: JobExecutionEvent) -> None:
         timing = self._pop_timing(event.job_id, event.scheduled_run_time)
+        metrics.job_event(event, timing)
         if event.code == EVENT_JOB_EXECUTED and event.job_id in self._failures_only:
             self._submit(history_writer.forget(event.job_id, to_db(event.scheduled_run_time)))
             return
@@ -398,6 +400,7 @@ class Fires:
         self._submit(write)
 
     def _finish(self, job_id: str, run_time: datetime, *, status: str) -> None:
+        metrics.fire_finished(job_id, status)
         self._submit(history_writer.final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_id))
 
 
@@ -493,6 +496,7 @@ def record_start(job_id: str, run_time: datetime, scheduler_id: int | None = Non
 def record_outcome(job_id: str, run_time: datetime, **outcome: Any) -> None:
     """Write a fire's outcome now, from any process (see ``outcome_write`` for the fields)."""
     write = outcome_write(job_id, run_time, **outcome)
+    metrics.fire_finished(job_id, outcome["status"], run_time, outcome.get("started"), outcome.get("ended"))
     run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job result")
 
 
@@ -560,6 +564,7 @@ def mark_lost(now: datetime | None = None, among: set[int] | None = None) -> int
     else:
         fires = lost_fires(now)
     lost = fires.update(status=DjangoJobExecution.LOST)
+    metrics.fires_lost(lost)
     if lost:
         logger.warning(
             "Marked %d execution(s) as Lost!: their scheduler died (killed or crashed) before they finished.",

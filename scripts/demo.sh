@@ -12,7 +12,7 @@ ADMIN_PASSWORD="${ADMIN_PASSWORD:-admin}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e .
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[metrics]"
 
 manage() { .venv/bin/python example/manage.py "$@"; }
 
@@ -31,6 +31,7 @@ trap 'kill -TERM $SCHEDULER_PID 2>/dev/null; wait $SCHEDULER_PID 2>/dev/null' EX
 cat <<MSG
 
   Demo running. Open http://127.0.0.1:$PORT/admin/  and log in as  $ADMIN_USER / $ADMIN_PASSWORD
+  Monitoring: http://127.0.0.1:$PORT/health/ (JSON) and http://127.0.0.1:$PORT/metrics/ (Prometheus)
   (the scheduler's log is below; Ctrl+C stops the site and the scheduler)
 
 MSG

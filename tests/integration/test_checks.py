@@ -25,6 +25,7 @@ def ids(messages):
         ("APSCHEDULER_HISTORY_RETENTION", "7d"),
         ("APSCHEDULER_CLAIM_BATCH_SIZE", 1.5),
         ("APSCHEDULER_DATETIME_FORMAT", None),
+        ("APSCHEDULER_METRICS_JOB_LABEL", "no"),
     ],
 )
 def test_wrong_setting_types_are_errors_with_a_hint(name, value):

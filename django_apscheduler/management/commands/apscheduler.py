@@ -5,14 +5,14 @@ wrote themselves in django-apscheduler's quick-start, and an app command of the
 same name would shadow theirs depending on INSTALLED_APPS order.
 
 The command only parses arguments and prints; the work lives in the package
-(``runner``, ``operations``, ``runnow``, ``heartbeat``).
+(``runner``, ``operations``, ``runnow``, ``heartbeat``, ``metrics``).
 """
 
 import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_apscheduler import limits, operations, runner, runnow
+from django_apscheduler import limits, metrics, operations, runner, runnow
 from django_apscheduler.database import SchemaNotReady, ensure_schema_ready
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
 from django_apscheduler.querysets import is_alive
@@ -28,6 +28,12 @@ class Command(BaseCommand):
         commands = parser.add_subparsers(dest="subcommand", metavar="subcommand", required=True)
         start = commands.add_parser("start", help="Run a scheduler in the foreground with the jobs of each app's jobs.py.")
         start.add_argument("--workers", type=int, default=10, help=f"Threads that run jobs (default 10, at most {limits.MAX_WORKERS}).")
+        start.add_argument(
+            "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port at /metrics (needs the metrics extra)."
+        )
+        start.add_argument(
+            "--metrics-address", default="0.0.0.0", help="Address the metrics server listens on (default 0.0.0.0: all)."
+        )
         commands.add_parser("list", help="List stored jobs: trigger, next run, state, last status.")
         run = commands.add_parser("run", help="Run jobs once now, leaving their schedules unchanged.")
         run.add_argument("job_ids", nargs="+", metavar="JOB_ID")
@@ -59,11 +65,14 @@ class Command(BaseCommand):
         try:
             ensure_schema_ready()
             getattr(self, f"handle_{subcommand}")(**options)
-        except (SchemaNotReady, operations.UnknownJob, ValueError) as error:
+        except (SchemaNotReady, operations.UnknownJob, ValueError, metrics.MetricsUnavailable) as error:
             raise CommandError(str(error)) from None
 
-    def handle_start(self, workers, **options):
-        runner.run_scheduler(max_workers=limits.check_workers(workers))
+    def handle_start(self, workers, metrics_port, metrics_address, **options):
+        max_workers = limits.check_workers(workers)
+        if metrics_port is not None:
+            metrics.serve(metrics_port, metrics_address)
+        runner.run_scheduler(max_workers=max_workers)
 
     def handle_list(self, **options):
         jobs = operations.list_jobs()
