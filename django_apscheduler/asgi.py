@@ -6,7 +6,7 @@ wraps Django's ASGI application: it answers the lifespan events itself (starting
 the scheduler at ``lifespan.startup``, stopping it at ``lifespan.shutdown``) and
 hands every other connection to Django. Uvicorn, Hypercorn and Granian send
 lifespan events; Daphne does not (use ``APSCHEDULER_AUTOSTART`` there, see the
-README).
+documentation's autostart guide, docs/how-to/autostart.md).
 
     # asgi.py
     from django.core.asgi import get_asgi_application

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: ruff and mypy first, then a check of the
-# built wheel, then the tests on SQLite, PostgreSQL and MariaDB with the newest
-# Django LTS (django-apscheduler 0.7.0's own suite included, once), then on SQLite
-# and PostgreSQL with Django 4.2 LTS.
+# built wheel, then a build of the documentation site, then the tests on SQLite,
+# PostgreSQL and MariaDB with the newest Django LTS (django-apscheduler 0.7.0's own
+# suite included, once), then on SQLite and PostgreSQL with Django 4.2 LTS.
 #
 #   ./scripts/test.sh                 everything
 #   ./scripts/test.sh -k history      extra arguments go to every pytest run
@@ -69,7 +69,7 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
-make_venv .venv test,lint
+make_venv .venv test,lint,docs
 make_venv .venv-django42 test "Django>=4.2,<5.0"
 
 echo "=== ruff and mypy ==="
@@ -84,6 +84,15 @@ if PYTHON="$PYTHON" ./scripts/check_wheel.sh; then
     SUMMARY+=("wheel (build, twine check, quick-start from the installed wheel): passed")
 else
     SUMMARY+=("wheel: FAILED"); FAILED=1
+fi
+
+echo "=== the documentation site ==="
+# Built once, before the suites: the browser test of the site opens this build
+# (tests/browser/test_docs_browser.py) instead of building it in every suite.
+if ./scripts/docs.sh; then
+    SUMMARY+=("documentation site (sphinx-build -W -n, reference checked against the code, README links): built")
+else
+    SUMMARY+=("documentation site: FAILED"); FAILED=1
 fi
 
 run_suite .venv sqlite "Django $(.venv/bin/python -c 'import django; print(django.get_version())') + SQLite" "$@"
