@@ -196,6 +196,11 @@ class Membership:
         self._heartbeat: Heartbeat | None = None
         self._listener: postgres.Listener | None = None
         self._waiting_for_start = False
+        # join() and leave() can run at once (a SIGTERM right after start shuts down from
+        # another thread): leave() must not stop threads join() has not started yet, and
+        # a join() that comes after leave() must start nothing.
+        self._lifecycle = threading.Lock()
+        self._left = False
         # Whether the fires' owner, the row and the threads are up: the job store
         # uses ``fires`` (and claims) only then.
         self.joined = False
@@ -241,6 +246,18 @@ class Membership:
 
     def join(self) -> fires.Fires:
         """Register, start recording fires, and start the heartbeat; returns the fires' owner."""
+        with self._lifecycle:
+            if self._left:
+                return self.fires
+            self._start_threads()
+        # Claiming waits for the session lock: take it before the scheduler's first look.
+        heartbeat = self._heartbeat
+        if heartbeat is not None and not heartbeat.session_taken.wait(timeout=10) and not self._left:
+            logger.warning("The session lock was not taken within 10 s; this scheduler claims nothing until it is.")
+        self.joined = not self._left
+        return self.fires
+
+    def _start_threads(self) -> None:
         if self.in_cluster:
             self.instance_id = register_scheduler().pk
             self.fires.scheduler_id = self.instance_id
@@ -254,11 +271,6 @@ class Membership:
                 self._listener.start()
             self._heartbeat = Heartbeat(self)
             self._heartbeat.start()
-            # Claiming waits for the session lock: take it before the scheduler's first look.
-            if not self._heartbeat.session_taken.wait(timeout=10):
-                logger.warning("The session lock was not taken within 10 s; this scheduler claims nothing until it is.")
-        self.joined = True
-        return self.fires
 
     def leave(self) -> None:
         """Write every queued result, record the clean stop, then stop the threads.
@@ -267,6 +279,11 @@ class Membership:
         and its session lock (held by the heartbeat thread) is released only once its
         row says it stopped, so no peer takes the release for a death.
         """
+        with self._lifecycle:
+            self._left = True
+            self._leave()
+
+    def _leave(self) -> None:
         self._stop_waiting_for_start()
         if self._listener is not None:
             self._listener.stop()

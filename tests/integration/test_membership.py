@@ -189,3 +189,46 @@ def test_the_poll_is_one_statement_and_sees_run_requests(jobstore):
     assert jobstore._earliest_next_run_time() == later
     DjangoJob.objects.all().delete()
     assert jobstore._earliest_next_run_time() is None
+
+
+def _membership_threads():
+    return [t for t in threading.enumerate() if isinstance(t, membership.Heartbeat) and t.is_alive()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_join_after_leave_starts_nothing():
+    """A shutdown that overtakes a slow start (SIGTERM at once) leaves no row and no thread."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    member = membership.Membership(BackgroundScheduler(), "default")
+    member.leave()
+    member.join()
+
+    assert not member.joined
+    assert not SchedulerInstance.objects.exists()
+    assert _membership_threads() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_leave_racing_join_never_fails_and_leaves_no_thread():
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    for _ in range(5):
+        member = membership.Membership(BackgroundScheduler(), "default")
+        errors = []
+
+        def join(member=member):
+            try:
+                member.join()
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
+
+        joiner = threading.Thread(target=join)
+        joiner.start()
+        member.leave()  # before, during or after join's thread starts: each must be safe
+        joiner.join(timeout=30)
+
+        assert errors == []
+        assert not joiner.is_alive()
+        assert _membership_threads() == []
+        assert not SchedulerInstance.objects.filter(stopped=None).exists()
