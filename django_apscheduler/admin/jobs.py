@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
@@ -24,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import conf, jobstate, operations, registry, runnow
 from ..compat import JobAdminCompat
 from ..describe import describe_trigger
-from ..forms import CreateJobForm, ScheduleForm, stored_trigger
+from ..forms import CreateJobForm, ScheduleForm, default_options, stored_trigger
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import from_db, utc_now
 from ..util import get_local_dt_format
@@ -147,7 +148,8 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
         # The form starts from the plain columns; only saving loads the (verified) state.
         form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(job.details or {}))
-        if request.method == "POST" and form.is_valid() and self._may_save_schedule(request, job, form):
+        previewing = _previewing(request, form)
+        if request.method == "POST" and not previewing and form.is_valid() and self._may_save_schedule(request, job, form):
             data = form.cleaned_data
             try:
                 next_run_time = operations.reschedule(
@@ -185,6 +187,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             "next_run": self.next_run(job),
             "code_declaration": _readable_declaration(job.pk) if job.declared else None,
             "may_bring_sooner": not permissions.missing(request.user, permissions.to_make_run(job.func_ref)),
+            **_form_page(form, previewing),
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
 
@@ -292,9 +295,10 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             raise PermissionDenied
         registry.autodiscover()
         functions = {f"{d.func.__module__}:{d.func.__qualname__}": d.func for d in registry.declared_jobs()}
-        form = CreateJobForm(request.POST or None, functions=functions, initial={"kind": "cron", "max_instances": 1})
+        form = CreateJobForm(request.POST or None, functions=functions, initial={"kind": "cron", **default_options()})
         paused = permissions.create_paused(request.user)
-        if request.method == "POST" and form.is_valid() and self._may_create(request, form):
+        previewing = _previewing(request, form)
+        if request.method == "POST" and not previewing and form.is_valid() and self._may_create(request, form):
             data = form.cleaned_data
             try:
                 next_run_time = operations.create_job(
@@ -343,6 +347,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             "no_functions": not functions,
             "creates_paused": paused,
             "may_choose_arguments": not permissions.missing(request.user, [permissions.CHANGE, permissions.RUN]),
+            **_form_page(form, previewing),
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/create.html", context)
 
@@ -588,6 +593,26 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                 request, gettext("Job “%(job)s” left alone. ") % {"job": job_id} + permissions.refusal(lacking), messages.ERROR
             )
         return not lacking
+
+
+def _previewing(request: HttpRequest, form: ScheduleForm) -> bool:
+    """True for the "Preview" button: the form is checked (its errors shown) and nothing is saved."""
+    if request.method != "POST" or "_preview" not in request.POST:
+        return False
+    form.is_valid()  # fills the errors and, when the trigger is valid, cleaned_data["trigger"]
+    return True
+
+
+def _form_page(form: ScheduleForm, previewing: bool) -> dict[str, Any]:
+    """What the form's page shows besides the form: the previewed run times, and the focus on the first error.
+
+    The focus is an ``autofocus`` attribute, which the browser honours without
+    JavaScript; a trigger that is valid is previewed even when another field is not.
+    """
+    first_error = form.first_error_field()
+    if first_error is not None:
+        form.fields[first_error].widget.attrs["autofocus"] = True
+    return {"preview": form.preview() if previewing else [], "time_zone": settings.TIME_ZONE}
 
 
 def _readable_declaration(job_id: str) -> registry.CodeDeclaration | None:

@@ -23,7 +23,7 @@ from django_apscheduler.admin import permissions
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
-from tests.helpers import build_job
+from tests.helpers import build_job, post_add_job
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -97,10 +97,8 @@ def schedule(client, job_id, **fields):
 
 
 def create(client, **fields):
-    data = {"function": SLEEP_REF, "job_id": "made-here", "name": "", "args": "[1]", "kwargs": "{}", "kind": "interval",
-            "crontab": "", "every": "1", "unit": "seconds", "run_date": "", "max_instances": "1", "misfire_grace_time": ""}
-    data.update({key: str(value) for key, value in fields.items()})
-    return client.post(ADD_URL, data)
+    """The add form for a job "made-here" that sleeps for a second every second (what the permission tests need)."""
+    return post_add_job(client, **{"job_id": "made-here", "every": 1, "unit": "seconds", **fields})
 
 
 def form_errors(response):
