@@ -137,7 +137,7 @@ class ScheduleForm(forms.Form):
         for other, names in KIND_FIELDS.items():
             if other != kind:
                 for name in names:
-                    self._errors.pop(name, None)
+                    self.errors.pop(name, None)
                     self.cleaned_data.pop(name, None)
 
     def preview(self) -> list[datetime]:
@@ -239,7 +239,9 @@ def next_run_times(trigger: BaseTrigger, count: int, now: datetime | None = None
             upcoming = trigger.get_next_fire_time(previous, moment)
             if upcoming is None:
                 break
-            times.append(timezone.localtime(upcoming) if settings.USE_TZ else upcoming)
+            # Through UTC: a wall time that does not exist in the zone (02:30 on the
+            # night clocks spring forward) shows as the instant it fires at (03:30).
+            times.append(timezone.localtime(upcoming.astimezone(dt_timezone.utc)) if settings.USE_TZ else upcoming)
             previous = moment = upcoming
     except (OverflowError, ValueError):  # past year 9999
         pass

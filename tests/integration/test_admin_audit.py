@@ -117,7 +117,7 @@ def test_pause_writes_one_entry_per_job_it_paused_whatever_the_id(admin_client, 
 
     response = action(admin_client, "pause_selected_jobs", *HOSTILE_IDS, "resting")
 
-    assert ("info", "Already paused, left as they were: resting.") in page_messages(response)
+    assert ("info", "1 job was paused already and is left as it was: resting.") in page_messages(response)
     logged = entries()
     assert sorted(entry.object_id for entry in logged) == sorted(HOSTILE_IDS)  # none for "resting"
     for entry in logged:
@@ -148,7 +148,7 @@ def test_resume_writes_an_entry_for_paused_jobs_only(admin_client):
 
     response = action(admin_client, "resume_selected_jobs", "resting", "busy")
 
-    assert ("info", "Not paused, left as they were: busy.") in page_messages(response)
+    assert ("info", "1 job was active already (not paused) and is left as it was: busy.") in page_messages(response)
     [entry] = entries()
     assert (entry.object_id, entry.action_flag) == ("resting", CHANGE)
     assert entry.get_change_message().startswith("Resumed; next run ")
