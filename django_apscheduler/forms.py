@@ -140,6 +140,15 @@ class ScheduleForm(forms.Form):
                     self.errors.pop(name, None)
                     self.cleaned_data.pop(name, None)
 
+    def keep_schedule_errors_only(self) -> None:
+        """For a preview: only the schedule's mistakes are shown; the rest is checked when saving.
+
+        Previewing a crontab line on an add form with no id yet is not a mistake.
+        """
+        schedule = {"kind", *KIND_FIELDS.get(self.chosen_kind(), ())}
+        for name in [name for name in self.errors if name not in schedule]:
+            del self.errors[name]
+
     def preview(self) -> list[datetime]:
         """The next ``PREVIEW_COUNT`` run times of the valid trigger typed, in ``TIME_ZONE``; [] when there is none."""
         trigger = (getattr(self, "cleaned_data", None) or {}).get("trigger")

@@ -643,6 +643,7 @@ def _previewing(request: HttpRequest, form: ScheduleForm) -> bool:
     if request.method != "POST" or "_preview" not in request.POST:
         return False
     form.is_valid()  # fills the errors and, when the trigger is valid, cleaned_data["trigger"]
+    form.keep_schedule_errors_only()
     return True
 
 
@@ -650,7 +651,7 @@ def _form_page(form: ScheduleForm, previewing: bool) -> dict[str, Any]:
     """What the form's page shows besides the form: the previewed run times, and the focus on the first error.
 
     The focus is an ``autofocus`` attribute, which the browser honours without
-    JavaScript; a trigger that is valid is previewed even when another field is not.
+    JavaScript. A preview shows only the schedule's errors (see ``keep_schedule_errors_only``).
     """
     first_error = form.first_error_field()
     if first_error is not None:

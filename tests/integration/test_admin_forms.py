@@ -164,9 +164,10 @@ def test_preview_shows_five_runs_and_saves_nothing(admin_client):
         before.next_run_time,
         before.job_state,
     )
-    # The add form previews the same way, and creates nothing.
-    response = post_add_job(admin_client, kind="interval", every=15, unit="minutes", _preview="Preview")
+    # The add form previews the same way, creates nothing, and leaves the fields not yet filled for saving.
+    response = post_add_job(admin_client, job_id="", kind="interval", every=15, unit="minutes", _preview="Preview")
     assert len(response.context["preview"]) == 5
+    assert not response.context["form"].errors and "errornote" not in response.content.decode()
     assert not DjangoJob.objects.filter(pk="made-in-admin").exists()
 
 

@@ -7,6 +7,7 @@ has its own), not from inline colours.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -64,7 +65,8 @@ def test_every_page_of_the_app_says_when_no_scheduler_is_running(admin_client):
 
     for url in app_pages():
         html = admin_client.get(url).content.decode()
-        assert "No scheduler has reported for 125 s — jobs are not running." in html, url
+        # 125 s when written; a page rendered a few seconds later (a busy machine) says a few more.
+        assert re.search(r"No scheduler has reported for 12[5-9] s — jobs are not running\.", html), url
 
 
 @pytest.mark.django_db
