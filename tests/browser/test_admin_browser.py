@@ -160,7 +160,7 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     page.check("#result_list tr:has-text('tick') input.action-select")
     page.select_option("select[name=action]", "pause_selected_jobs")
     page.click("button[name=index]")
-    assert "Paused: tick." in page.inner_text("ul.messagelist")
+    assert "Paused 1 job: tick." in page.inner_text("ul.messagelist")
     assert "paused" in page.inner_text("#result_list tr:has-text('tick')")
     paused_runs = DjangoJobExecution.objects.filter(job_id="tick").count()
     time.sleep(2.5)
@@ -172,7 +172,7 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     page.check("#result_list tr:has-text('tick') input.action-select")
     page.select_option("select[name=action]", "resume_selected_jobs")
     page.click("button[name=index]")
-    assert "resumed" in page.inner_text("ul.messagelist")
+    assert "Resumed 1 job: tick (next run " in page.inner_text("ul.messagelist")
 
     # Change the nightly cron schedule to every minute: the next run changes, and
     # the live scheduler runs it at the new time.
