@@ -1,7 +1,13 @@
-"""The admin's schedule editor: a trigger (cron, interval or date) and the main job options.
+"""The admin's schedule editor and add-job form: a trigger (cron, interval or date) and the job's options.
 
 Every mistake is reported on the field that holds it: a crontab line APScheduler
-cannot read, an interval that is not a positive number, a date in the past.
+cannot read, an interval that is not a positive number, a date in the past. Only
+the chosen kind of trigger's fields are read; the others may hold anything (a
+browser without JavaScript shows and posts them all).
+
+The forms are laid out in fieldsets (``ScheduleForm.fieldsets``): the trigger's
+kind, one fieldset per kind, and the options, which are every field no other
+fieldset names, so a new option is one field declaration.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from django import forms
 from django.conf import settings
+from django.contrib.admin.widgets import AdminRadioSelect
+from django.forms.boundfield import BoundField
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import crontab, limits
+from . import crontab, limits, registry
 from .limits import MAX_INSTANCES, MAX_MISFIRE_GRACE_TIME
 
 if TYPE_CHECKING:
@@ -36,11 +44,29 @@ UNITS = [
 ]
 
 
+# The kinds of trigger the forms build, and the fields each one reads.
+KINDS = [("cron", _("Cron (a crontab line)")), ("interval", _("Interval")), ("date", _("Once, at a date"))]
+KIND_FIELDS: dict[str, tuple[str, ...]] = {"cron": ("crontab",), "interval": ("every", "unit"), "date": ("run_date",)}
+
+# How many upcoming run times the "Preview" button shows.
+PREVIEW_COUNT = 5
+
+
+class Fieldset:
+    """One fieldset of a form as the template draws it: a heading, its fields, and the trigger kind it belongs to."""
+
+    def __init__(self, name: StrOrPromise | None, fields: list[BoundField], kind: str = "") -> None:
+        self.name = name
+        self.fields = fields
+        self.kind = kind  # "" for the fieldsets every kind shows
+
+
 class ScheduleForm(forms.Form):
     kind = forms.ChoiceField(
         label=_("Trigger"),
-        choices=[("cron", _("Cron (a crontab line)")), ("interval", _("Interval")), ("date", _("Once, at a date"))],
-        widget=forms.RadioSelect,
+        choices=KINDS,
+        widget=AdminRadioSelect(attrs={"class": "radiolist inline"}),
+        help_text=_("Only the chosen kind’s fields below are used."),
     )
     crontab = forms.CharField(
         label=_("Crontab line"),
@@ -56,7 +82,13 @@ class ScheduleForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text=_("In the site's time zone (TIME_ZONE)."),
     )
-    max_instances = forms.IntegerField(label=_("Max instances"), min_value=1, max_value=MAX_INSTANCES, initial=1)
+    # The options: every field that no fieldset above names (see ``fieldsets``).
+    max_instances = forms.IntegerField(
+        label=_("Max instances"),
+        min_value=1,
+        max_value=MAX_INSTANCES,
+        help_text=_("How many runs of this job may overlap, across all schedulers."),
+    )
     coalesce = forms.BooleanField(
         label=_("Coalesce"), required=False, help_text=_("Run missed fires once instead of once each.")
     )
@@ -67,6 +99,60 @@ class ScheduleForm(forms.Form):
         max_value=MAX_MISFIRE_GRACE_TIME,
         help_text=_("Seconds a late fire may still run; empty means however late."),
     )
+
+    # Fieldsets before the trigger's (the add form's job fieldset).
+    leading_fieldsets: tuple[tuple[StrOrPromise, tuple[str, ...]], ...] = ()
+
+    def fieldsets(self) -> list[Fieldset]:
+        """The form's fieldsets in page order: leading ones, the kind, one per kind, then the options."""
+        named = {name for _title, names in self.leading_fieldsets for name in names}
+        named |= {"kind", *(name for names in KIND_FIELDS.values() for name in names)}
+        sets = [Fieldset(title, [self[name] for name in names]) for title, names in self.leading_fieldsets]
+        sets.append(Fieldset(_("Schedule"), [self["kind"]]))
+        sets += [Fieldset(label, [self[name] for name in KIND_FIELDS[kind]], kind) for kind, label in KINDS]
+        sets.append(Fieldset(_("Options"), [self[name] for name in self.fields if name not in named]))
+        return sets
+
+    def first_error_field(self) -> str | None:
+        """The name of the first field, in page order, that has an error (where the page puts the focus)."""
+        for fieldset in self.fieldsets():
+            for field in fieldset.fields:
+                if field.errors and (not fieldset.kind or fieldset.kind == self.chosen_kind()):
+                    return field.name
+        return None
+
+    def chosen_kind(self) -> str:
+        """The trigger kind the page shows: the one posted, else the initial one."""
+        value = self["kind"].value()
+        return value if value in KIND_FIELDS else "cron"
+
+    def _clean_fields(self) -> None:
+        """Only the chosen kind's fields are read: another kind's fields may hold anything.
+
+        Without JavaScript every kind's fields are on the page (and posted); a stray
+        value in one the user did not choose must not stop the form.
+        """
+        super()._clean_fields()  # type: ignore[misc]  # Form's own step, which django-stubs does not declare
+        kind = self.cleaned_data.get("kind")
+        for other, names in KIND_FIELDS.items():
+            if other != kind:
+                for name in names:
+                    self.errors.pop(name, None)
+                    self.cleaned_data.pop(name, None)
+
+    def keep_schedule_errors_only(self) -> None:
+        """For a preview: only the schedule's mistakes are shown; the rest is checked when saving.
+
+        Previewing a crontab line on an add form with no id yet is not a mistake.
+        """
+        schedule = {"kind", *KIND_FIELDS.get(self.chosen_kind(), ())}
+        for name in [name for name in self.errors if name not in schedule]:
+            del self.errors[name]
+
+    def preview(self) -> list[datetime]:
+        """The next ``PREVIEW_COUNT`` run times of the valid trigger typed, in ``TIME_ZONE``; [] when there is none."""
+        trigger = (getattr(self, "cleaned_data", None) or {}).get("trigger")
+        return next_run_times(trigger, PREVIEW_COUNT) if trigger is not None else []
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -130,6 +216,7 @@ class ScheduleForm(forms.Form):
     def initial_for(details: dict[str, Any]) -> dict[str, Any]:
         """Initial values from a stored job's plain details (``DjangoJob.details``): nothing is unpickled."""
         initial: dict[str, Any] = {
+            "kind": "cron",
             "max_instances": details.get("max_instances", 1),
             "coalesce": details.get("coalesce", False),
             "misfire_grace_time": details.get("misfire_grace_time"),
@@ -145,6 +232,34 @@ class ScheduleForm(forms.Form):
             run_date = datetime.fromisoformat(schedule["run_date"])
             initial.update(kind="date", run_date=timezone.localtime(run_date) if settings.USE_TZ else run_date)
         return initial
+
+
+def next_run_times(trigger: BaseTrigger, count: int, now: datetime | None = None) -> list[datetime]:
+    """The first ``count`` fire times of ``trigger`` from ``now``, in the current time zone (``TIME_ZONE``).
+
+    Fewer when the trigger ends sooner (a date fires once) or reaches the end of the
+    dates a date-time holds.
+    """
+    moment = now or timezone.now()
+    times: list[datetime] = []
+    previous = None
+    try:
+        while len(times) < count:
+            upcoming = trigger.get_next_fire_time(previous, moment)
+            if upcoming is None:
+                break
+            # Through UTC: a wall time that does not exist in the zone (02:30 on the
+            # night clocks spring forward) shows as the instant it fires at (03:30).
+            times.append(timezone.localtime(upcoming.astimezone(dt_timezone.utc)) if settings.USE_TZ else upcoming)
+            previous = moment = upcoming
+    except (OverflowError, ValueError):  # past year 9999
+        pass
+    return times
+
+
+def default_options() -> dict[str, Any]:
+    """The add form's starting options: what a job declared with ``@job`` gets when it names none."""
+    return registry.job_defaults()
 
 
 def stored_trigger(details: dict[str, Any]) -> BaseTrigger | None:
@@ -204,7 +319,7 @@ class CreateJobForm(ScheduleForm):
     the arguments must fit the function's signature.
     """
 
-    field_order = ["function", "job_id", "name", "args", "kwargs", "kind"]
+    leading_fieldsets = ((_("Job"), ("function", "job_id", "name", "args", "kwargs")),)
 
     function = forms.ChoiceField(label=_("Function"))
     job_id = forms.CharField(label=_("Job id"), max_length=limits.MAX_JOB_ID_LENGTH)

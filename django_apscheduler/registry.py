@@ -22,6 +22,7 @@ restarts; once the code's declaration changes, the code's applies again.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -67,6 +68,25 @@ class DeclaredJob:
 
 
 _declared: dict[str, DeclaredJob] = {}
+
+
+def job_defaults() -> dict[str, Any]:
+    """The options a job gets where its declaration names none: ``max_instances``, ``coalesce``, ``misfire_grace_time``.
+
+    ``@job`` leaves unnamed options to the scheduler, and the schedulers this package
+    starts are configured without ``job_defaults``, so a declared job gets APScheduler's
+    own. They are read from APScheduler rather than copied here, so that the admin's
+    add form (which starts from these) and ``@job`` cannot drift apart.
+    """
+    return dict(_apscheduler_job_defaults())
+
+
+@functools.cache
+def _apscheduler_job_defaults() -> dict[str, Any]:
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    # A scheduler that is never started: building one starts no thread.
+    return dict(BlockingScheduler()._job_defaults)
 
 
 def job(

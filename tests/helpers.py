@@ -48,3 +48,29 @@ def signed_pickle(value):
     from django_apscheduler import jobstate
 
     return jobstate.sign(pickle.dumps(value))
+
+
+# The add-job form's fields as a browser posts them: an interval job of
+# tests.jobfuncs.sleep_for, every 10 minutes. Tests override what they test.
+ADD_JOB_FIELDS = {
+    "function": "tests.jobfuncs:sleep_for",
+    "job_id": "made-in-admin",
+    "name": "",
+    "args": "[1]",
+    "kwargs": "{}",
+    "kind": "interval",
+    "crontab": "",
+    "every": "10",
+    "unit": "minutes",
+    "run_date": "",
+    "max_instances": "1",
+    "misfire_grace_time": "",
+}
+
+
+def post_add_job(client, **fields):
+    """Post the admin's add-job form with ``fields`` over ``ADD_JOB_FIELDS`` (values as text, as a browser sends them)."""
+    from django.urls import reverse
+
+    data = {**ADD_JOB_FIELDS, **{key: str(value) for key, value in fields.items()}}
+    return client.post(reverse("admin:django_apscheduler_djangojob_add"), data)

@@ -39,10 +39,15 @@ EXCEPTION_PREVIEW_CHARS = 100
 # --- small formatting helpers shared by the three admins ---------------------------------
 
 
-def colored_status(status: str | None) -> SafeString | None:
-    """A status in its colour; None (shown as the empty value) for a job never run."""
+# What a page shows for an empty value, as the admin's lists do. Display methods
+# return it rather than None: a change page would render None as the word "None".
+EMPTY = "-"
+
+
+def colored_status(status: str | None) -> SafeString | str:
+    """A status in its colour; "-" for a job never run."""
     if not status:
-        return None
+        return EMPTY
     label = STATUS_LABELS.get(status, status)
     return format_html('<span class="das-status {}">{}</span>', STATUS_CLASSES.get(status, ""), label)
 
@@ -60,10 +65,10 @@ def format_seconds(value: Decimal | float | None) -> str | None:
     return gettext("%(seconds).2f s") % {"seconds": float(value)}
 
 
-def local_time(value: datetime | None) -> str | None:
-    """A date-time in the current time zone, in the APSCHEDULER_DATETIME_FORMAT."""
+def local_time(value: datetime | None) -> str:
+    """A date-time in the current time zone, in the APSCHEDULER_DATETIME_FORMAT; "-" for none."""
     if value is None:
-        return None
+        return EMPTY
     return get_local_dt_format(value)
 
 

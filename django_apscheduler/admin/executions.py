@@ -21,6 +21,7 @@ from ..compat import ExecutionAdminCompat
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import to_db
 from .common import (
+    EMPTY,
     EXCEPTION_PREVIEW_CHARS,
     RefusesUnstorableText,
     StatusStyles,
@@ -111,21 +112,21 @@ class DjangoJobExecutionAdmin(RefusesUnstorableText, ExecutionAdminCompat, admin
         return obj.job_id
 
     @admin.display(description=_("status"), ordering="status")
-    def status_column(self, obj: DjangoJobExecution) -> SafeString | None:
+    def status_column(self, obj: DjangoJobExecution) -> SafeString | str:
         return colored_status(obj.status)
 
     @admin.display(description=_("run time"), ordering="run_time")
-    def run_time_column(self, obj: DjangoJobExecution) -> str | None:
+    def run_time_column(self, obj: DjangoJobExecution) -> str:
         return local_time(obj.run_time)
 
     @admin.display(description=_("duration"), ordering="duration")
-    def duration_column(self, obj: DjangoJobExecution) -> str | None:
-        return format_seconds(obj.duration)
+    def duration_column(self, obj: DjangoJobExecution) -> str:
+        return format_seconds(obj.duration) or EMPTY
 
     @admin.display(description=_("exception"))
-    def exception_column(self, obj: DjangoJobExecution) -> str | None:
+    def exception_column(self, obj: DjangoJobExecution) -> str:
         if not obj.exception:
-            return None
+            return EMPTY
         return Truncator(obj.exception).chars(EXCEPTION_PREVIEW_CHARS)
 
     # --- detail page ---
@@ -139,24 +140,24 @@ class DjangoJobExecutionAdmin(RefusesUnstorableText, ExecutionAdminCompat, admin
         return format_html('<a href="{}">{}</a>', url, obj.job_id)
 
     @admin.display(description=_("started at"))
-    def started_at_column(self, obj: DjangoJobExecution) -> str | None:
+    def started_at_column(self, obj: DjangoJobExecution) -> str:
         return local_time(obj.started_at)
 
     @admin.display(description=_("finished"))
-    def finished_column(self, obj: DjangoJobExecution) -> str | None:
+    def finished_column(self, obj: DjangoJobExecution) -> str:
         # Stored as a Unix timestamp, as django-apscheduler 0.7 did.
         if obj.finished is None:
-            return None
+            return EMPTY
         return local_time(to_db(datetime.fromtimestamp(float(obj.finished), tz=dt_timezone.utc)))
 
     @admin.display(description=_("exception"))
-    def exception_full(self, obj: DjangoJobExecution) -> str | None:
-        return obj.exception or None
+    def exception_full(self, obj: DjangoJobExecution) -> str:
+        return obj.exception or EMPTY
 
     @admin.display(description=_("traceback"))
-    def traceback_block(self, obj: DjangoJobExecution) -> SafeString | None:
+    def traceback_block(self, obj: DjangoJobExecution) -> SafeString | str:
         if not obj.traceback:
-            return None
+            return EMPTY
         return format_html('<pre style="white-space: pre-wrap; margin: 0;">{}</pre>', obj.traceback)
 
 

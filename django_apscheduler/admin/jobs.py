@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from apscheduler.jobstores.base import ConflictingIdError
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
@@ -18,18 +19,19 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from .. import conf, jobstate, operations, registry, runnow
 from ..compat import JobAdminCompat
 from ..describe import describe_trigger
-from ..forms import CreateJobForm, ScheduleForm, stored_trigger
+from ..forms import CreateJobForm, ScheduleForm, default_options, stored_trigger
 from ..models import DjangoJob, DjangoJobExecution
 from ..timezones import from_db, utc_now
 from ..util import get_local_dt_format
 from . import audit, permissions
 from .common import (
+    EMPTY,
     RECENT_RUNS,
     STATUS_LABELS,
     RefusesUnstorableText,
@@ -51,7 +53,7 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
     touch the pickled ``job_state`` column.
     """
     executions = DjangoJobExecution.objects.filter(job_id=OuterRef("pk"))
-    latest_status = executions.order_by("-run_time", "-id").values("status")[:1]
+    latest = executions.order_by("-run_time", "-id")
     # Only finished executions have a duration (a missed fire never ran), and
     # AVG ignores NULLs anyway; the explicit filter keeps the intent visible.
     average_duration = (
@@ -65,7 +67,8 @@ def annotate_job_summary(queryset: QuerySet[DjangoJob]) -> QuerySet[DjangoJob]:
     finished_count = finished.annotate(n=Count("id")).values("n")
     success_count = finished.filter(status=DjangoJobExecution.SUCCESS).annotate(n=Count("id")).values("n")
     return queryset.annotate(
-        last_status=Subquery(latest_status),
+        last_status=Subquery(latest.values("status")[:1]),
+        last_execution_id=Subquery(latest.values("id")[:1]),
         average_duration=Subquery(average_duration),
         finished_runs=Subquery(finished_count),
         successful_runs=Subquery(success_count),
@@ -90,17 +93,15 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
     # Soonest first and paused jobs (no next run) last, the same on every database.
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
     actions = ("run_selected_jobs_now", "pause_selected_jobs", "resume_selected_jobs")
+    # One section for how the job runs, one for what it is; "Broken" only for a
+    # broken job. Its fires are "Executions"; what people did to it in the admin is
+    # its "Change history" (the button at the top right).
     fieldsets = (
-        (
-            None,
-            {"fields": ("id", "next_run", "schedule_link", "last_status", "average_duration_column", "recent_runs", "executions_link")},
-        ),
-        (
-            _("Definition"),
-            {"fields": ("function", "trigger", "arguments", "options", "declared", "code_declaration", "history")},
-        ),
-        (_("Health"), {"fields": ("broken_flag", "broken_reason_text", "run_requested_at")}),
+        (None, {"fields": ("id", "next_run", "schedule_link", "trigger", "last_status", "average_duration_column")}),
+        (_("Executions"), {"fields": ("recent_runs", "executions_link", "history_policy", "run_requested")}),
+        (_("Definition"), {"fields": ("function", "arguments", "options", "declared_words", "code_declaration")}),
     )
+    broken_fieldset: tuple[Any, Any] = (_("Broken"), {"fields": ("broken_flag", "broken_reason_text")})
     readonly_fields = (
         "id",
         "next_run",
@@ -109,10 +110,10 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
         "executions_link",
         "schedule_link",
         "recent_runs",
-        "declared",
+        "declared_words",
         "code_declaration",
-        "history",
-        "run_requested_at",
+        "history_policy",
+        "run_requested",
         "function",
         "trigger",
         "arguments",
@@ -147,7 +148,8 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             return redirect(reverse("admin:django_apscheduler_djangojob_change", args=[quote(job.pk)]))
         # The form starts from the plain columns; only saving loads the (verified) state.
         form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_for(job.details or {}))
-        if request.method == "POST" and form.is_valid() and self._may_save_schedule(request, job, form):
+        previewing = _previewing(request, form)
+        if request.method == "POST" and not previewing and form.is_valid() and self._may_save_schedule(request, job, form):
             data = form.cleaned_data
             try:
                 next_run_time = operations.reschedule(
@@ -185,6 +187,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             "next_run": self.next_run(job),
             "code_declaration": _readable_declaration(job.pk) if job.declared else None,
             "may_bring_sooner": not permissions.missing(request.user, permissions.to_make_run(job.func_ref)),
+            **_form_page(form, previewing),
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/schedule.html", context)
 
@@ -221,10 +224,12 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
         self.log_change(request, job, message)
 
     def get_fieldsets(self, request: HttpRequest, obj: DjangoJob | None = None) -> list:
-        """No "Edit schedule" link for users who may not edit schedules."""
-        fieldsets = super().get_fieldsets(request, obj)
+        """The "Broken" section only for a broken job; no "Edit schedule" link for users who may not edit schedules."""
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and _broken_reason(obj) is not None:
+            fieldsets.insert(1, self.broken_fieldset)
         if self.has_edit_schedule_permission(request):
-            return list(fieldsets)
+            return fieldsets
         return [
             (name, {**options, "fields": [f for f in options["fields"] if f != "schedule_link"]})
             for name, options in fieldsets
@@ -259,14 +264,19 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.display(description=_("recent runs"))
+    @admin.display(description=_("latest"))
     def recent_runs(self, obj: DjangoJob) -> SafeString | str:
-        runs = DjangoJobExecution.objects.filter(job_id=obj.pk).order_by("-run_time")[:RECENT_RUNS]
-        rows = [(local_time(run.run_time), colored_status(run.status), format_seconds(run.duration) or "-") for run in runs]
+        """The latest executions, each linked to its page (exception and traceback)."""
+        runs = DjangoJobExecution.objects.filter(job_id=obj.pk).order_by("-run_time", "-id")[:RECENT_RUNS]
+        rows = [
+            (execution_url(run.pk), local_time(run.run_time), colored_status(run.status), format_seconds(run.duration) or EMPTY)
+            for run in runs
+        ]
         if not rows:
             return gettext("none yet")
         return format_html(
-            '<table><tbody>{}</tbody></table>', format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+            "<table><tbody>{}</tbody></table>",
+            format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td></tr>', rows),
         )
 
     @admin.display(description=_("schedule"))
@@ -292,9 +302,10 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             raise PermissionDenied
         registry.autodiscover()
         functions = {f"{d.func.__module__}:{d.func.__qualname__}": d.func for d in registry.declared_jobs()}
-        form = CreateJobForm(request.POST or None, functions=functions, initial={"kind": "cron", "max_instances": 1})
+        form = CreateJobForm(request.POST or None, functions=functions, initial={"kind": "cron", **default_options()})
         paused = permissions.create_paused(request.user)
-        if request.method == "POST" and form.is_valid() and self._may_create(request, form):
+        previewing = _previewing(request, form)
+        if request.method == "POST" and not previewing and form.is_valid() and self._may_create(request, form):
             data = form.cleaned_data
             try:
                 next_run_time = operations.create_job(
@@ -343,6 +354,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             "no_functions": not functions,
             "creates_paused": paused,
             "may_choose_arguments": not permissions.missing(request.user, [permissions.CHANGE, permissions.RUN]),
+            **_form_page(form, previewing),
         }
         return TemplateResponse(request, "admin/django_apscheduler/djangojob/create.html", context)
 
@@ -404,9 +416,9 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             return None  # the admin's "-", on every Django version
         return format_html('<strong class="das-status-error" title="{}">{}</strong>', reason, gettext("broken"))
 
-    @admin.display(description=_("why broken"))
-    def broken_reason_text(self, obj: DjangoJob) -> str | None:
-        return _broken_reason(obj)
+    @admin.display(description=_("why"))
+    def broken_reason_text(self, obj: DjangoJob) -> str:
+        return _broken_reason(obj) or EMPTY
 
     @admin.display(description=_("name"))
     def job_name(self, obj: DjangoJob) -> str:
@@ -429,25 +441,45 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
     @admin.display(description=_("runs"), ordering="successful_runs")
     def runs(self, obj: DjangoJob) -> str | None:
         """Success rate and average duration in one cell: "75% of 4, 2.00 s on average"."""
-        rate, average = self.success_rate(obj), self.average_duration_column(obj)
+        rate, average = self.success_rate(obj), format_seconds(getattr(obj, "average_duration", None))
         if rate is None:
             return None
         return gettext("%(rate)s, %(average)s on average") % {"rate": rate, "average": average} if average else rate
 
     @admin.display(description=_("last status"), ordering="last_status")
-    def last_status(self, obj: DjangoJob) -> SafeString | None:
-        return colored_status(getattr(obj, "last_status", None))
+    def last_status(self, obj: DjangoJob) -> SafeString | str:
+        """The latest execution's status, linked to its page (its exception and traceback)."""
+        status, execution_id = getattr(obj, "last_status", None), getattr(obj, "last_execution_id", None)
+        if not status or execution_id is None:
+            return EMPTY
+        return format_html('<a href="{}">{}</a>', execution_url(execution_id), colored_status(status))
 
     @admin.display(description=_("average duration"), ordering="average_duration")
-    def average_duration_column(self, obj: DjangoJob) -> str | None:
-        return format_seconds(getattr(obj, "average_duration", None))
+    def average_duration_column(self, obj: DjangoJob) -> str:
+        return format_seconds(getattr(obj, "average_duration", None)) or EMPTY
 
     # --- change page ---
 
-    @admin.display(description=_("history"))
+    @admin.display(description=_("all"))
     def executions_link(self, obj: DjangoJob) -> SafeString:
         url = reverse("admin:django_apscheduler_djangojobexecution_changelist")
-        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"job": obj.id}), gettext("Executions of this job"))
+        return format_html('<a href="{}?{}">{}</a>', url, urlencode({"job": obj.id}), gettext("All executions of this job"))
+
+    @admin.display(description=_("kept"))
+    def history_policy(self, obj: DjangoJob) -> str:
+        """Which executions are recorded (``@job(history=...)``)."""
+        if obj.history == DjangoJob.HISTORY_FAILURES:
+            return gettext("Only the runs that did not succeed (declared with history=\"failures\")")
+        return gettext("Every run")
+
+    @admin.display(description=_("run requested"))
+    def run_requested(self, obj: DjangoJob) -> str:
+        """A "run now" waiting for a scheduler to take it; "-" when none is."""
+        return local_time(obj.run_requested_at)
+
+    @admin.display(description=_("declared in code"))
+    def declared_words(self, obj: DjangoJob) -> str:
+        return gettext("Yes, with @job") if obj.declared else gettext("No, added by code or in the admin")
 
     @admin.display(description=_("function"))
     def function(self, obj: DjangoJob) -> str:
@@ -455,7 +487,8 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
 
     @admin.display(description=_("trigger"))
     def trigger(self, obj: DjangoJob) -> str:
-        return _plain(obj).get("trigger") or "-"
+        """The trigger in words ("Every 15 seconds"), as the list shows it."""
+        return self.trigger_words(obj)
 
     @admin.display(description=_("arguments"))
     def arguments(self, obj: DjangoJob) -> str:
@@ -463,16 +496,13 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
 
     @admin.display(description=_("options"))
     def options(self, obj: DjangoJob) -> str:
-        details = _plain(obj)
-        if not details:
-            return "-"
-        return ", ".join(f"{key}={details.get(key)!r}" for key in ("executor", "max_instances", "coalesce", "misfire_grace_time"))
+        return options_in_words(_plain(obj))
 
-    @admin.display(description=_("declared in code"))
-    def code_declaration(self, obj: DjangoJob) -> SafeString | None:
+    @admin.display(description=_("code's declaration"))
+    def code_declaration(self, obj: DjangoJob) -> SafeString | str:
         """For a declared job: what the code declares, and that an edit made here overrides it."""
         if not obj.declared:
-            return None
+            return EMPTY
         overrides = gettext(
             "An edit made in the admin (Edit schedule) overrides the code’s declaration until the code’s "
             "declaration changes; then the code’s declaration applies again at the next scheduler start."
@@ -522,17 +552,22 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                 paused.append(job_id)
             else:
                 already.append(job_id)
-        if paused:
-            self.message_user(request, gettext("Paused: %(jobs)s.") % {"jobs": ", ".join(paused)}, messages.SUCCESS)
-        if already:
-            self.message_user(
-                request, gettext("Already paused, left as they were: %(jobs)s.") % {"jobs": ", ".join(already)}, messages.INFO
-            )
+        self._report(request, messages.SUCCESS, paused, ngettext_lazy("Paused %(n)d job: %(jobs)s.", "Paused %(n)d jobs: %(jobs)s.", "n"))
+        self._report(
+            request,
+            messages.INFO,
+            already,
+            ngettext_lazy(
+                "%(n)d job was paused already and is left as it was: %(jobs)s.",
+                "%(n)d jobs were paused already and are left as they were: %(jobs)s.",
+                "n",
+            ),
+        )
 
     @admin.action(description=_("Resume selected jobs"), permissions=["resume"])
     def resume_selected_jobs(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
         """Resume each selected paused job the user may make run; scheduled jobs are left as they are."""
-        scheduled = []
+        resumed, scheduled = [], []
         for job_id, next_run_time, func_ref in queryset.order_by("id").values_list("id", "next_run_time", "func_ref"):
             if next_run_time is not None:
                 scheduled.append(job_id)
@@ -545,15 +580,18 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                 self.message_user(request, str(error), messages.ERROR)
                 continue
             self._log_change(request, job_id, audit.resumed(next_run_time))
-            text = gettext("Job “%(job)s” resumed; next run %(when)s.") % {
-                "job": job_id,
-                "when": get_local_dt_format(next_run_time),
-            }
-            self.message_user(request, text, messages.SUCCESS)
-        if scheduled:
-            self.message_user(
-                request, gettext("Not paused, left as they were: %(jobs)s.") % {"jobs": ", ".join(scheduled)}, messages.INFO
-            )
+            resumed.append(gettext("%(job)s (next run %(when)s)") % {"job": job_id, "when": get_local_dt_format(next_run_time)})
+        self._report(request, messages.SUCCESS, resumed, ngettext_lazy("Resumed %(n)d job: %(jobs)s.", "Resumed %(n)d jobs: %(jobs)s.", "n"))
+        self._report(
+            request,
+            messages.INFO,
+            scheduled,
+            ngettext_lazy(
+                "%(n)d job was active already (not paused) and is left as it was: %(jobs)s.",
+                "%(n)d jobs were active already (not paused) and are left as they were: %(jobs)s.",
+                "n",
+            ),
+        )
 
     @admin.action(description=_("Run selected jobs now"), permissions=["run"])
     def run_selected_jobs_now(self, request: HttpRequest, queryset: QuerySet[DjangoJob]) -> None:
@@ -580,6 +618,16 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
             )
 
 
+    def _report(self, request: HttpRequest, level: int, jobs: list[str], message: Any) -> None:
+        """One message for a group of jobs an action treated alike (none for an empty group).
+
+        Pause and resume report in the same shape: what was done, then what was
+        left alone and why, each naming its jobs.
+        """
+        if jobs:
+            text = message % {"n": len(jobs), "jobs": ", ".join(jobs)}  # a lazy plural: "n" picks the form
+            self.message_user(request, text, level)
+
     def _may_make_run(self, request: HttpRequest, job_id: str, func_ref: str) -> bool:
         """True when the user holds what making this job run needs; otherwise say so and skip it."""
         lacking = permissions.missing(request.user, permissions.to_make_run(func_ref))
@@ -588,6 +636,48 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                 request, gettext("Job “%(job)s” left alone. ") % {"job": job_id} + permissions.refusal(lacking), messages.ERROR
             )
         return not lacking
+
+
+def _previewing(request: HttpRequest, form: ScheduleForm) -> bool:
+    """True for the "Preview" button: the form is checked (its errors shown) and nothing is saved."""
+    if request.method != "POST" or "_preview" not in request.POST:
+        return False
+    form.is_valid()  # fills the errors and, when the trigger is valid, cleaned_data["trigger"]
+    form.keep_schedule_errors_only()
+    return True
+
+
+def _form_page(form: ScheduleForm, previewing: bool) -> dict[str, Any]:
+    """What the form's page shows besides the form: the previewed run times, and the focus on the first error.
+
+    The focus is an ``autofocus`` attribute, which the browser honours without
+    JavaScript. A preview shows only the schedule's errors (see ``keep_schedule_errors_only``).
+    """
+    first_error = form.first_error_field()
+    if first_error is not None:
+        form.fields[first_error].widget.attrs["autofocus"] = True
+    return {"preview": form.preview() if previewing else [], "time_zone": settings.TIME_ZONE}
+
+
+def execution_url(execution_id: int) -> str:
+    """The page of one execution: its status, exception and traceback."""
+    return reverse("admin:django_apscheduler_djangojobexecution_change", args=[execution_id])
+
+
+def options_in_words(details: dict[str, Any]) -> str:
+    """A job's options as a sentence: "at most 1 run at a time, missed runs coalesced, runs up to 1 s late"."""
+    if not details:
+        return EMPTY
+    instances = details.get("max_instances", 1)
+    grace = details.get("misfire_grace_time")
+    parts = [
+        ngettext("at most %(n)d run at a time", "at most %(n)d runs at a time", instances) % {"n": instances},
+        gettext("missed runs coalesced into one") if details.get("coalesce") else gettext("every missed run is run"),
+        gettext("runs however late") if grace is None else gettext("runs up to %(grace)s s late") % {"grace": grace},
+    ]
+    if details.get("executor", "default") != "default":
+        parts.append(gettext("on the executor %(executor)s") % {"executor": details["executor"]})
+    return ", ".join(parts)
 
 
 def _readable_declaration(job_id: str) -> registry.CodeDeclaration | None:
@@ -656,7 +746,7 @@ def report_run_results(
 
 
 def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
-    """The message level and text for a run that could not start or has finished."""
+    """The message level and text for a run that could not start or has finished; a finished one links to its execution."""
     if result.error:
         return messages.ERROR, gettext("Job “%(job)s” could not run: %(error)s") % {
             "job": result.job_id,
@@ -665,19 +755,20 @@ def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
     execution = result.execution
     assert execution is not None  # a finished result always has its execution
     if execution.status == DjangoJobExecution.SUCCESS:
-        return messages.SUCCESS, gettext("Job “%(job)s”: Executed in %(duration)s.") % {
+        level, text, link = messages.SUCCESS, gettext("Job “%(job)s”: Executed in %(duration)s.") % {
             "job": result.job_id,
             "duration": format_seconds(execution.duration) or gettext("an unknown time"),
-        }
-    if execution.status == DjangoJobExecution.ERROR:
-        return messages.ERROR, gettext("Job “%(job)s”: Error! %(exception)s") % {
+        }, gettext("Its execution")
+    elif execution.status == DjangoJobExecution.ERROR:
+        level, text, link = messages.ERROR, gettext("Job “%(job)s”: Error! %(exception)s") % {
             "job": result.job_id,
             "exception": execution.exception or "",
-        }
-    # Missed!, Max instances! or Lost!: it did not run to an end.
-    return messages.WARNING, gettext("Job “%(job)s”: %(status)s") % {
-        "job": result.job_id,
-        "status": STATUS_LABELS.get(execution.status, execution.status),
-    }
+        }, gettext("Its execution and traceback")
+    else:  # Missed!, Max instances! or Lost!: it did not run to an end.
+        level, text, link = messages.WARNING, gettext("Job “%(job)s”: %(status)s") % {
+            "job": result.job_id,
+            "status": STATUS_LABELS.get(execution.status, execution.status),
+        }, gettext("Its execution")
+    return level, format_html('{} <a href="{}">{}</a>', text, execution_url(execution.pk), link)
 
 

@@ -56,15 +56,16 @@ class SchedulerInstanceAdmin(RefusesUnstorableText, admin.ModelAdmin):
         return getattr(obj, "running_count", 0)
 
     @admin.display(description=_("started"), ordering="started")
-    def started_column(self, obj: SchedulerInstance) -> str | None:
+    def started_column(self, obj: SchedulerInstance) -> str:
         return local_time(obj.started)
 
     @admin.display(description=_("last heartbeat"), ordering="last_heartbeat")
-    def heartbeat_column(self, obj: SchedulerInstance) -> str | None:
+    def heartbeat_column(self, obj: SchedulerInstance) -> str:
         return local_time(obj.last_heartbeat)
 
     @admin.display(description=_("stopped"), ordering="stopped")
-    def stopped_column(self, obj: SchedulerInstance) -> str | None:
+    def stopped_column(self, obj: SchedulerInstance) -> str:
+        """When it stopped cleanly; "-" while it runs (or when it died instead)."""
         return local_time(obj.stopped)
 
     @admin.display(description=_("found dead"), ordering="died")

@@ -160,7 +160,7 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     page.check("#result_list tr:has-text('tick') input.action-select")
     page.select_option("select[name=action]", "pause_selected_jobs")
     page.click("button[name=index]")
-    assert "Paused: tick." in page.inner_text("ul.messagelist")
+    assert "Paused 1 job: tick." in page.inner_text("ul.messagelist")
     assert "paused" in page.inner_text("#result_list tr:has-text('tick')")
     paused_runs = DjangoJobExecution.objects.filter(job_id="tick").count()
     time.sleep(2.5)
@@ -172,7 +172,7 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     page.check("#result_list tr:has-text('tick') input.action-select")
     page.select_option("select[name=action]", "resume_selected_jobs")
     page.click("button[name=index]")
-    assert "resumed" in page.inner_text("ul.messagelist")
+    assert "Resumed 1 job: tick (next run " in page.inner_text("ul.messagelist")
 
     # Change the nightly cron schedule to every minute: the next run changes, and
     # the live scheduler runs it at the new time.
@@ -262,4 +262,171 @@ def test_no_scheduler_banner_and_readable_statuses_in_both_themes(live_server, b
             if width == 1280 and path == "djangojob/":
                 page.screenshot(path=str(SCREENSHOTS / f"jobs-no-scheduler-{scheme}.png"), full_page=True)
         context.close()
+    connections.close_all()
+
+
+# --- the forms, the job page and the messages (issue 14, points 3 and 4) --------------------
+
+# The messages of the last action (not the health banner, which is a message list too).
+MESSAGES = "ul.messagelist:not(.apscheduler-health)"
+
+LAYOUT_JS = """
+() => {
+  const shown = (element) => element.getClientRects().length > 0;
+  const kinds = {};
+  for (const fieldset of document.querySelectorAll('fieldset[data-trigger-kind]')) {
+    kinds[fieldset.dataset.triggerKind] = {
+      shown: shown(fieldset),
+      heading: fieldset.querySelector('h2').innerText.trim(),
+      focusable: [...fieldset.querySelectorAll('input, select')].some((input) => !input.disabled && shown(input)),
+    };
+  }
+  const label = document.querySelector('label[for="id_job_id"]').getBoundingClientRect();
+  const input = document.querySelector('#id_job_id').getBoundingClientRect();
+  return {
+    aligned: document.querySelectorAll('form.das-schedule-form fieldset.module.aligned div.form-row').length,
+    labelBeside: label.right <= input.left && Math.abs(label.top - input.top) < 20,
+    labelAbove: label.bottom <= input.top + 2,
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    kinds,
+  };
+}
+"""
+
+
+def _seed_forms_and_job_page(monkeypatch):
+    """A declared function for the add form, a healthy job whose last run failed, a paused job."""
+    from apscheduler.triggers.interval import IntervalTrigger
+    from django.utils import timezone as dj_timezone
+
+    from django_apscheduler import registry
+    from django_apscheduler.jobstores import DjangoJobStore
+    from django_apscheduler.models import DjangoJob
+    from tests.helpers import build_job
+
+    monkeypatch.setattr(registry, "_declared", {})
+    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+    registry.job("interval", hours=1, args=[1])(jobfuncs.sleep_for)
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pass")
+    now = datetime.now(timezone.utc)
+    store = DjangoJobStore()
+    store.add_job(build_job("report", now + timedelta(hours=1), IntervalTrigger(seconds=15, timezone=timezone.utc), misfire_grace_time=None))
+    store.add_job(build_job("resting", now + timedelta(hours=1), IntervalTrigger(hours=1, timezone=timezone.utc)))
+    DjangoJob.objects.filter(pk="resting").update(next_run_time=None)
+    DjangoJobExecution.objects.create(job_id="report", status=DjangoJobExecution.SUCCESS, run_time=dj_timezone.now() - timedelta(minutes=2))
+    return DjangoJobExecution.objects.create(
+        job_id="report",
+        status=DjangoJobExecution.ERROR,
+        run_time=dj_timezone.now() - timedelta(minutes=1),
+        exception="ValueError: the report failed",
+        traceback='Traceback (most recent call last):\n  File "reports.py", line 3\nValueError: the report failed',
+    )
+
+
+def _session(browser, base_url):
+    """A logged-in session's cookies, so that each browser context starts on the page it tests."""
+    context = browser.new_context()
+    log_in(context.new_page(), base_url)
+    state = context.storage_state()
+    context.close()
+    return state
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_forms_job_page_and_messages(live_server, browser, monkeypatch, scheme, width):
+    failed = _seed_forms_and_job_page(monkeypatch)
+    base = f"{live_server.url}/admin/django_apscheduler/djangojob"
+    session = _session(browser, live_server.url)
+
+    where = (scheme, width)
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme, storage_state=session)
+    page = context.new_page()
+
+    # The add form: aligned rows, only the chosen kind's fields shown and in the tab order.
+    page.goto(f"{base}/add/")
+    layout = page.evaluate(LAYOUT_JS)
+    assert layout["aligned"] >= 10, (where, layout)
+    assert layout["labelBeside"] if width >= 1280 else layout["labelAbove"], (where, layout)
+    assert layout["overflow"] <= 0, (where, layout)
+    assert {kind: (v["shown"], v["focusable"]) for kind, v in layout["kinds"].items()} == {
+        "cron": (True, True),
+        "interval": (False, False),
+        "date": (False, False),
+    }, where
+    assert page.is_checked("#id_coalesce") and page.input_value("#id_misfire_grace_time") == "1"  # @job's defaults
+    page.check("input[name=kind][value=interval]")
+    kinds = page.evaluate(LAYOUT_JS)["kinds"]
+    assert [kind for kind, v in kinds.items() if v["shown"] and v["focusable"]] == ["interval"], where
+
+    # Preview: five run times, nothing created.
+    page.check("input[name=kind][value=cron]")
+    page.fill("#id_args", "[1]")
+    page.fill("#id_crontab", "*/10 * * * *")
+    page.click("input[name=_preview]")
+    runs = page.locator(".das-preview li")
+    assert runs.count() == 5, where
+    assert "Please correct" not in page.inner_text("#content")
+    assert page.evaluate(LAYOUT_JS)["kinds"]["cron"]["shown"]  # the posted kind stays chosen
+    if width == 1280 and scheme == "light":
+        page.screenshot(path=str(SCREENSHOTS / "add-job-preview.png"), full_page=True)
+
+    # Errors: summarised, and the focus on the first field (in page order) with one.
+    page.fill("#id_job_id", "")
+    page.fill("#id_args", "not json")
+    page.click("input[name=_save]")
+    assert page.locator("p.errornote").inner_text() == "Please correct the errors below.", where
+    assert page.evaluate("() => document.activeElement.id") == "id_job_id", where
+    if width == 1280 and scheme == "light":
+        page.screenshot(path=str(SCREENSHOTS / "add-job-errors.png"), full_page=True)
+
+    # The job page in words; Last status leads to the execution and its traceback.
+    page.goto(f"{base}/report/change/")
+    content = page.inner_text("#content")
+    assert "Every 15 seconds" in content and "interval[" not in content, where
+    assert "None" not in content and "Broken" not in content, where
+    assert "runs however late" in content
+    assert page.locator("a.historylink").inner_text().lower() == "change history"
+    if width == 1280:
+        page.screenshot(path=str(SCREENSHOTS / f"job-page-{scheme}.png"), full_page=True)
+    page.click(".field-last_status a")
+    assert page.url.endswith(f"/djangojobexecution/{failed.pk}/change/"), where
+    assert "ValueError: the report failed" in page.inner_text(".field-traceback_block"), where
+
+    # Messages: pausing a paused job says so; resuming names the job and its next run.
+    page.goto(f"{base}/")
+    page.check("#result_list tr:has-text('resting') input.action-select")
+    page.select_option("select[name=action]", "pause_selected_jobs")
+    page.click("button[name=index]")
+    assert page.inner_text(MESSAGES) == "1 job was paused already and is left as it was: resting.", where
+    page.check("#result_list tr:has-text('resting') input.action-select")
+    page.select_option("select[name=action]", "resume_selected_jobs")
+    page.click("button[name=index]")
+    assert page.inner_text(MESSAGES).startswith("Resumed 1 job: resting (next run "), where
+    low = [c for c in page.evaluate(CONTRASTS_JS) if c["ratio"] < 4.5]
+    assert not low, (where, low)
+    context.close()
+
+    # Without JavaScript: every kind shows under its heading; the chosen kind's fields are the ones used.
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, color_scheme=scheme, java_script_enabled=False, storage_state=session
+    )
+    page = context.new_page()
+    page.goto(f"{base}/add/")
+    kinds = page.evaluate(LAYOUT_JS)["kinds"]
+    assert {kind: v["heading"] for kind, v in kinds.items() if v["shown"] and v["focusable"]} == {
+        "cron": "Cron (a crontab line)",
+        "interval": "Interval",
+        "date": "Once, at a date",
+    }, where
+    job_id = f"no-js-{scheme}-{width}"
+    page.fill("#id_job_id", job_id)
+    page.fill("#id_args", "[1]")
+    page.check("input[name=kind][value=interval]")
+    page.fill("#id_crontab", "left over from another kind")
+    page.fill("#id_every", "5")
+    page.click("input[name=_save]")
+    assert page.url.endswith("/djangojob/"), where
+    assert f"Job “{job_id}” created: Every 5 minutes" in page.inner_text(MESSAGES), where
+    context.close()
     connections.close_all()

@@ -218,7 +218,7 @@ def test_job_change_page_is_read_only_and_describes_the_job(admin_client):
     assert response.status_code == 200
     assert "ModuleNotFoundError: reports" in html
     assert "tests.jobfuncs:sleep_for" in html
-    assert "interval[1:00:00]" in html
+    assert "Every hour" in html and "interval[1:00:00]" not in html  # the trigger in words
     assert "(5)" in html
     assert f"{EXECUTIONS_URL}?job=report" in html
     assert 'name="_save"' not in html
@@ -307,7 +307,9 @@ def test_run_now_reports_the_error_escaped(admin_client):
 
     [(level, text)] = run_messages(response)
     assert level == "error"
-    assert "Error!" in text and f"ValueError: {SCRIPT}" in text
+    assert "Error!" in text and f"ValueError: {ESCAPED_SCRIPT}" in text  # the message is HTML: a link to the execution
+    execution_link = f'<a href="{change_url("djangojobexecution", DjangoJobExecution.objects.get(job_id="failing").pk)}">'
+    assert execution_link + "Its execution and traceback</a>" in text
     html = response.content.decode()
     assert ESCAPED_SCRIPT in html and SCRIPT not in html
 
@@ -613,10 +615,10 @@ def test_pause_and_resume_actions(admin_client):
     store_job("a")
     store_job("b")
     response = job_action(admin_client, "pause_selected_jobs", "a", "b")
-    assert ("success", "Paused: a, b.") in page_messages(response)
+    assert ("success", "Paused 2 jobs: a, b.") in page_messages(response)
     assert set(DjangoJob.objects.values_list("next_run_time", flat=True)) == {None}
     response = job_action(admin_client, "resume_selected_jobs", "a")
-    assert any("resumed" in text for _level, text in page_messages(response))
+    assert any("Resumed 1 job" in text for _level, text in page_messages(response))
     assert DjangoJob.objects.get(pk="a").next_run_time is not None
     assert DjangoJob.objects.get(pk="b").next_run_time is None
 

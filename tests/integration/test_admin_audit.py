@@ -23,7 +23,7 @@ from django_apscheduler.admin import permissions
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
-from tests.helpers import build_job
+from tests.helpers import build_job, post_add_job
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -97,10 +97,8 @@ def schedule(client, job_id, **fields):
 
 
 def create(client, **fields):
-    data = {"function": SLEEP_REF, "job_id": "made-here", "name": "", "args": "[1]", "kwargs": "{}", "kind": "interval",
-            "crontab": "", "every": "1", "unit": "seconds", "run_date": "", "max_instances": "1", "misfire_grace_time": ""}
-    data.update({key: str(value) for key, value in fields.items()})
-    return client.post(ADD_URL, data)
+    """The add form for a job "made-here" that sleeps for a second every second (what the permission tests need)."""
+    return post_add_job(client, **{"job_id": "made-here", "every": 1, "unit": "seconds", **fields})
 
 
 def form_errors(response):
@@ -119,7 +117,7 @@ def test_pause_writes_one_entry_per_job_it_paused_whatever_the_id(admin_client, 
 
     response = action(admin_client, "pause_selected_jobs", *HOSTILE_IDS, "resting")
 
-    assert ("info", "Already paused, left as they were: resting.") in page_messages(response)
+    assert ("info", "1 job was paused already and is left as it was: resting.") in page_messages(response)
     logged = entries()
     assert sorted(entry.object_id for entry in logged) == sorted(HOSTILE_IDS)  # none for "resting"
     for entry in logged:
@@ -150,7 +148,7 @@ def test_resume_writes_an_entry_for_paused_jobs_only(admin_client):
 
     response = action(admin_client, "resume_selected_jobs", "resting", "busy")
 
-    assert ("info", "Not paused, left as they were: busy.") in page_messages(response)
+    assert ("info", "1 job was active already (not paused) and is left as it was: busy.") in page_messages(response)
     [entry] = entries()
     assert (entry.object_id, entry.action_flag) == ("resting", CHANGE)
     assert entry.get_change_message().startswith("Resumed; next run ")

@@ -10,6 +10,7 @@ from django_apscheduler import registry
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
 from tests import jobfuncs
+from tests.helpers import post_add_job
 
 ADD_URL = reverse("admin:django_apscheduler_djangojob_add")
 SLEEP_REF = "tests.jobfuncs:sleep_for"
@@ -23,25 +24,6 @@ def declared(monkeypatch):
     registry.job("interval", hours=1)(jobfuncs.Greeter.class_greet)
 
 
-def post(client, **fields):
-    data = {
-        "function": SLEEP_REF,
-        "job_id": "made-in-admin",
-        "name": "",
-        "args": "[1]",
-        "kwargs": "{}",
-        "kind": "interval",
-        "crontab": "",
-        "every": "10",
-        "unit": "minutes",
-        "run_date": "",
-        "max_instances": "1",
-        "misfire_grace_time": "",
-    }
-    data.update({key: str(value) for key, value in fields.items()})
-    return client.post(ADD_URL, data)
-
-
 @pytest.mark.django_db
 def test_only_declared_functions_are_offered(admin_client):
     page = admin_client.get(ADD_URL)
@@ -52,7 +34,7 @@ def test_only_declared_functions_are_offered(admin_client):
 
 @pytest.mark.django_db
 def test_a_job_is_created_and_scheduled(admin_client):
-    response = post(admin_client, args="[0.1]", kind="cron", crontab="30 1 * * *", name="Nap")
+    response = post_add_job(admin_client, args="[0.1]", kind="cron", crontab="30 1 * * *", name="Nap")
     assert response.status_code == 302
     job = DjangoJobStore().lookup_job("made-in-admin")
     assert job.func is jobfuncs.sleep_for and job.args == (0.1,) and job.name == "Nap"
@@ -81,7 +63,7 @@ def test_a_job_is_created_and_scheduled(admin_client):
     ],
 )
 def test_bad_input_is_an_error_on_its_field_and_nothing_is_stored(admin_client, fields, field_in_error):
-    response = post(admin_client, **fields)
+    response = post_add_job(admin_client, **fields)
     assert response.status_code == 200
     assert field_in_error in response.context["form"].errors, response.context["form"].errors
     assert not DjangoJob.objects.exists()
@@ -89,7 +71,7 @@ def test_bad_input_is_an_error_on_its_field_and_nothing_is_stored(admin_client, 
 
 @pytest.mark.django_db
 def test_an_existing_id_is_refused(admin_client):
-    post(admin_client)
-    response = post(admin_client, args="[2]")
+    post_add_job(admin_client)
+    response = post_add_job(admin_client, args="[2]")
     assert "job_id" in response.context["form"].errors
     assert DjangoJobStore().lookup_job("made-in-admin").args == (1,)

@@ -27,7 +27,7 @@ from django_apscheduler.forms import CreateJobForm
 from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
-from tests.helpers import build_job
+from tests.helpers import build_job, post_add_job
 
 UTC = timezone.utc
 NEXT_WEEK = datetime.now(UTC) + timedelta(days=7)
@@ -43,25 +43,6 @@ def declared(monkeypatch):
     registry.job("interval", hours=1)(jobfuncs.sleep_for)
 
 
-def post_add(client, **fields):
-    data = {
-        "function": SLEEP_REF,
-        "job_id": "made-in-admin",
-        "name": "",
-        "args": "[1]",
-        "kwargs": "{}",
-        "kind": "interval",
-        "crontab": "",
-        "every": "10",
-        "unit": "minutes",
-        "run_date": "",
-        "max_instances": "1",
-        "misfire_grace_time": "",
-    }
-    data.update(fields)
-    return client.post(ADD_URL, data)
-
-
 def nested(depth):
     return "[" * depth + "]" * depth
 
@@ -74,7 +55,7 @@ def nested(depth):
 @pytest.mark.parametrize("field", ["args", "kwargs"])
 def test_json_arguments_nested_deep_are_a_form_error_not_a_500(admin_client, declared, depth, field):
     text = nested(depth) if field == "args" else '{"a": ' + nested(depth) + "}"
-    response = post_add(admin_client, **{field: text})
+    response = post_add_job(admin_client, **{field: text})
     assert response.status_code == 200
     errors = " ".join(response.context["form"].errors[field])
     # 100,000 levels are 200,000 bytes: the size bound speaks first.
@@ -84,7 +65,7 @@ def test_json_arguments_nested_deep_are_a_form_error_not_a_500(admin_client, dec
 
 @pytest.mark.django_db
 def test_json_arguments_over_64_kib_are_a_form_error(admin_client, declared):
-    response = post_add(admin_client, args='["' + "x" * limits.MAX_JSON_BYTES + '"]')
+    response = post_add_job(admin_client, args='["' + "x" * limits.MAX_JSON_BYTES + '"]')
     assert response.status_code == 200
     assert "At most 65,536 bytes of JSON" in " ".join(response.context["form"].errors["args"])
     assert not DjangoJob.objects.exists()
@@ -93,7 +74,7 @@ def test_json_arguments_over_64_kib_are_a_form_error(admin_client, declared):
 @pytest.mark.django_db
 def test_json_arguments_within_the_bounds_are_stored(admin_client, declared):
     arguments = nested(limits.MAX_JSON_DEPTH - 1)
-    response = post_add(admin_client, args=f"[{arguments}]")
+    response = post_add_job(admin_client, args=f"[{arguments}]")
     assert response.status_code == 302
     job = DjangoJobStore().lookup_job("made-in-admin")
     depth, value = 0, job.args[0]
@@ -105,7 +86,7 @@ def test_json_arguments_within_the_bounds_are_stored(admin_client, declared):
 @pytest.mark.django_db
 @pytest.mark.parametrize("job_id", ["a/b", "a_2Fb", "users_24h", "../../../logout", "x" * 255])
 def test_ids_with_slashes_underscores_and_dots_are_legitimate(admin_client, declared, job_id):
-    assert post_add(admin_client, job_id=job_id).status_code == 302
+    assert post_add_job(admin_client, job_id=job_id).status_code == 302
     assert DjangoJob.objects.filter(pk=job_id).exists()
 
 
@@ -122,7 +103,7 @@ def test_ids_with_slashes_underscores_and_dots_are_legitimate(admin_client, decl
     ],
 )
 def test_ids_and_names_out_of_bounds_are_field_errors(admin_client, declared, fields, field, words):
-    response = post_add(admin_client, **fields)
+    response = post_add_job(admin_client, **fields)
     assert response.status_code == 200
     assert words in " ".join(response.context["form"].errors[field])
     assert not DjangoJob.objects.exists()
@@ -142,7 +123,7 @@ def test_ids_and_names_out_of_bounds_are_field_errors(admin_client, declared, fi
 )
 def test_schedules_and_options_out_of_bounds_are_field_errors_in_a_dst_zone(admin_client, declared, settings, fields, field):
     settings.TIME_ZONE = "America/New_York"
-    response = post_add(admin_client, **fields)
+    response = post_add_job(admin_client, **fields)
     assert response.status_code == 200 and field in response.context["form"].errors
     assert not DjangoJob.objects.exists()
 
