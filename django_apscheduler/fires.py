@@ -675,6 +675,15 @@ def _refuse_unstored(job_id: str, run_times: list[datetime]) -> None:
     run_with_retry(lambda: history_writer.apply_writes(writes), "recording a refused hand-off")
 
 
+def queue_unclaimed(job_id: str, run_time: datetime) -> bool:
+    """Write a Queued row for a fire no scheduler claimed (run now with no scheduler alive); False if it has one."""
+    row = DjangoJobExecution(job_id=job_id, run_time=to_db(run_time), status=DjangoJobExecution.QUEUED, last_seen=db_now())
+    created = run_with_retry(
+        lambda: DjangoJobExecution.objects.bulk_create([row], ignore_conflicts=True), "queueing a fire", attempts=8
+    )
+    return bool(created) and DjangoJobExecution.objects.of_fire(job_id, run_time).filter(status=DjangoJobExecution.QUEUED).exists()
+
+
 def is_missed(job: Job, run_time: datetime, now: datetime | None = None) -> bool:
     """APScheduler's rule: later than ``misfire_grace_time`` after the run time (None: never)."""
     if job.misfire_grace_time is None:

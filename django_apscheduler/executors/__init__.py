@@ -26,7 +26,16 @@ from django.utils.module_loading import import_string
 
 from .. import conf
 
-__all__ = ["EXECUTOR_TYPES", "IN_PROCESS_ALIAS", "build_executor", "configured_aliases", "configured_executors"]
+__all__ = [
+    "EXECUTOR_TYPES",
+    "IN_PROCESS_ALIAS",
+    "ExecutorConfigError",
+    "add_configured_executors",
+    "build_executor",
+    "configured_aliases",
+    "configured_executors",
+    "hand_off_executor_for",
+]
 
 # Short names for the "type" of an APSCHEDULER_EXECUTORS entry; any other "type"
 # is the dotted path of a HandOffExecutor subclass.
@@ -80,9 +89,13 @@ def configured_aliases() -> list[str]:
     return list(dict.fromkeys(aliases))
 
 
-def configured_executors(max_workers: int = 10) -> dict[str, BaseExecutor]:
-    """The executors of a scheduler, by alias, as the settings ask (see the module docstring)."""
-    executors: dict[str, BaseExecutor] = {"default": ThreadPoolExecutor(max_workers)}
+def configured_executors(max_workers: int = 10, in_process: BaseExecutor | None = None) -> dict[str, BaseExecutor]:
+    """The executors of a scheduler, by alias, as the settings ask (see the module docstring).
+
+    ``in_process``: the scheduler's own executor (default: a thread pool of
+    ``max_workers`` threads; an AsyncIOScheduler passes its AsyncIOExecutor).
+    """
+    executors: dict[str, BaseExecutor] = {"default": in_process or ThreadPoolExecutor(max_workers)}
     for alias, options in conf.get("APSCHEDULER_EXECUTORS").items():
         executors[alias] = _build_named(alias, options)
     default = conf.get("APSCHEDULER_DEFAULT_EXECUTOR")
@@ -93,9 +106,21 @@ def configured_executors(max_workers: int = 10) -> dict[str, BaseExecutor]:
     return executors
 
 
-def add_configured_executors(scheduler: BaseScheduler, max_workers: int = 10) -> None:
+def hand_off_executor_for(alias: str) -> BaseExecutor | None:
+    """A new hand-off executor for a job's executor alias, as the settings configure it; None for in-process ones.
+
+    For sending a fire without a scheduler (run now when none is alive): the
+    executor is not started, and only its ``enqueue`` is used.
+    """
+    if alias == "default":
+        alias = conf.get("APSCHEDULER_DEFAULT_EXECUTOR")
+    options = conf.get("APSCHEDULER_EXECUTORS").get(alias) if alias not in ("default", IN_PROCESS_ALIAS) else None
+    return None if options is None else _build_named(alias, options)
+
+
+def add_configured_executors(scheduler: BaseScheduler, max_workers: int = 10, in_process: BaseExecutor | None = None) -> None:
     """Give a scheduler built by hand the executors the settings configure (before it starts)."""
-    for alias, executor in configured_executors(max_workers).items():
+    for alias, executor in configured_executors(max_workers, in_process).items():
         if alias in scheduler._executors:  # APScheduler has no public lookup that does not raise
             scheduler.remove_executor(alias, shutdown=False)
         scheduler.add_executor(executor, alias)

@@ -79,9 +79,9 @@ def _run(fire: fires.WorkerFire) -> str:
     except JobUnavailable as error:
         logger.error("Fire of job %r at %s cannot run: %s", fire.job_id, fire.run_time, error)
         return fires.finish_on_worker(fire, status=DjangoJobExecution.ERROR, exception=str(error))
-    if fires.is_missed(job, fire.run_time, fire.started):
-        logger.warning("Run time of job %r was missed (%s): a worker took it too late", job.id, fire.run_time)
-        return fires.finish_on_worker(fire, status=DjangoJobExecution.MISSED, job=job)
+    # No misfire check here: misfire_grace_time applies when the scheduler hands the
+    # fire off (fires.hand_off); how long it may then wait for a worker is
+    # APSCHEDULER_HANDOFF_TIMEOUT's business.
     logger.info('Running job "%s" (scheduled at %s) on this worker', job, fire.run_time)
     try:
         call_job_function(job)
