@@ -106,6 +106,32 @@ def test_an_unknown_message_runs_nothing():
     assert run_fire("ghost", "2026-01-01T00:00:00+00:00") == ""
 
 
+def test_a_fire_is_noted_as_sent_once_it_was_handed_off(fleet):
+    scheduler, executor = fleet
+    fire = _queued(scheduler, executor, "noted")
+    wait_until(lambda: _row("noted").last_seen is not None, message="the send noted")
+    assert _row("noted").status == DjangoJobExecution.QUEUED
+    assert fires.mark_lost() == 0  # sent, waiting for a worker: not lost
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+
+
+def test_a_fire_its_dead_scheduler_never_sent_is_lost_and_never_runs(fleet, tmp_path):
+    from django_apscheduler.models import SchedulerInstance
+
+    scheduler, executor = fleet
+    log = tmp_path / "calls.log"
+    fire = _queued(scheduler, executor, "unsent", func=jobfuncs.record_call, args=[str(log)])
+    wait_until(lambda: _row("unsent").last_seen is not None, message="the send noted")
+    # As if its scheduler had died between the claim and the send: Queued, never noted as sent.
+    dead = SchedulerInstance.objects.create(host="gone", pid=1, started=datetime.now(timezone.utc), last_heartbeat=datetime.now(timezone.utc))
+    DjangoJobExecution.objects.filter(job_id="unsent").update(last_seen=None, scheduler=dead)
+    assert fires.mark_lost() == 0  # its scheduler still looks alive
+    assert fires.mark_lost(among={dead.pk}) == 1
+    assert _row("unsent").status == DjangoJobExecution.LOST
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.LOST  # a message sent anyway: refused
+    assert not log.exists()
+
+
 def test_a_fire_queued_too_long_is_lost_and_never_runs(fleet, tmp_path):
     scheduler, executor = fleet
     log = tmp_path / "calls.log"
