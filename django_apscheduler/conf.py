@@ -48,6 +48,16 @@ DEFAULTS: dict[str, Any] = {
     # Label Prometheus metrics of fires with the job's id (metrics.py). One series per
     # job: turn it off with many jobs (thousands of per-user reminders).
     "APSCHEDULER_METRICS_JOB_LABEL": True,
+    # Executors that hand fires to a worker fleet, by alias (see docs/scaling-out.md):
+    # {"tasks": {"type": "tasks", "queue": "default", "backend": "default"}}.
+    # `apscheduler start` (and autostart) add them to the scheduler.
+    "APSCHEDULER_EXECUTORS": {},
+    # The executor that runs jobs added without executor=...: "default" (the
+    # scheduler's own thread pool) or an alias of APSCHEDULER_EXECUTORS.
+    "APSCHEDULER_DEFAULT_EXECUTOR": "default",
+    # Seconds a fire handed to workers may wait in their queue; one that no worker
+    # has started by then ends "Lost!" (and is never run). None: wait for ever.
+    "APSCHEDULER_HANDOFF_TIMEOUT": 3600.0,
 }
 
 

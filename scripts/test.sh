@@ -69,7 +69,7 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
-make_venv .venv test,lint,docs
+make_venv .venv test,tasks-db,lint,docs
 make_venv .venv-django42 test "Django>=4.2,<5.0"
 
 echo "=== ruff and mypy ==="

@@ -158,6 +158,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                     max_instances=data["max_instances"],
                     coalesce=data["coalesce"],
                     misfire_grace_time=data["misfire_grace_time"],
+                    executor=data["executor"],
                 )
             except ValueError as error:  # JobStateError, or a row that no longer loads: nothing was written
                 self.message_user(request, str(error), messages.ERROR)
@@ -319,6 +320,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                     coalesce=data["coalesce"],
                     misfire_grace_time=data["misfire_grace_time"],
                     paused=paused,
+                    executor=data["executor"],
                 )
             except ConflictingIdError:
                 form.add_error("job_id", gettext("A job with this id exists already."))
@@ -758,12 +760,12 @@ def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
         level, text, link = messages.SUCCESS, gettext("Job “%(job)s”: Executed in %(duration)s.") % {
             "job": result.job_id,
             "duration": format_seconds(execution.duration) or gettext("an unknown time"),
-        }, gettext("Its execution")
+        } + ran_on_worker(execution), gettext("Its execution")
     elif execution.status == DjangoJobExecution.ERROR:
         level, text, link = messages.ERROR, gettext("Job “%(job)s”: Error! %(exception)s") % {
             "job": result.job_id,
             "exception": execution.exception or "",
-        }, gettext("Its execution and traceback")
+        } + ran_on_worker(execution), gettext("Its execution and traceback")
     else:  # Missed!, Max instances! or Lost!: it did not run to an end.
         level, text, link = messages.WARNING, gettext("Job “%(job)s”: %(status)s") % {
             "job": result.job_id,
@@ -772,3 +774,8 @@ def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
     return level, format_html('{} <a href="{}">{}</a>', text, execution_url(execution.pk), link)
 
 
+def ran_on_worker(execution: DjangoJobExecution) -> str:
+    """" (on worker host, pid N)" for a fire a worker ran (see executors), else ""."""
+    if execution.worker_pid is None:
+        return ""
+    return " " + gettext("(on worker %(host)s, pid %(pid)s)") % {"host": execution.worker_host, "pid": execution.worker_pid}

@@ -217,7 +217,7 @@ def test_leave_racing_join_never_fails_and_leaves_no_thread():
         member = membership.Membership(BackgroundScheduler(), "default")
         errors = []
 
-        def join(member=member):
+        def join(member=member, errors=errors):
             try:
                 member.join()
             except Exception as error:  # noqa: BLE001

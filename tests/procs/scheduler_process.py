@@ -9,7 +9,8 @@ can count executions independently of the database.
 
 It runs until SIGTERM/SIGINT (graceful) or SIGKILL, or for --duration seconds.
 ``--asyncio`` runs an AsyncIOScheduler in ``asyncio.run`` instead of a
-BackgroundScheduler; ``--coroutine`` makes the job a coroutine function.
+BackgroundScheduler; ``--coroutine`` makes the job a coroutine function;
+``--executor tasks`` hands the fires to Django tasks workers instead of running them.
 """
 
 import argparse
@@ -59,8 +60,9 @@ def add_jobs(scheduler, args):
             start_date=start,
             args=[args.log, job_id, args.job_sleep],
             id=job_id,
-            max_instances=1,
+            max_instances=args.max_instances,
             replace_existing=True,
+            executor=args.executor,
         )
 
 
@@ -100,6 +102,8 @@ def main():
     parser.add_argument("--misfire-grace-time", type=float, default=30)
     parser.add_argument("--asyncio", action="store_true")
     parser.add_argument("--coroutine", action="store_true")
+    parser.add_argument("--max-instances", type=int, default=1)
+    parser.add_argument("--executor", default="default", help='the jobs\' executor: "default", or a hand-off type ("tasks")')
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -113,6 +117,10 @@ def main():
 
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": args.misfire_grace_time})
     scheduler.add_jobstore(DjangoJobStore(), "default")
+    if args.executor != "default":  # fires go to a worker fleet (tests/processes/test_workers.py)
+        from django_apscheduler.executors import build_executor
+
+        scheduler.add_executor(build_executor({"type": args.executor}), args.executor)
     scheduler.start()
     add_jobs(scheduler, args)
     print(f"READY {os.getpid()}", flush=True)
