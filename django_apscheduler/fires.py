@@ -678,6 +678,7 @@ def hand_off(
         if is_missed(job, run_time):
             logger.warning("Run time of job %r was missed (%s): not handed to the workers", job.id, run_time)
             _end_queued(job.id, run_time, status=DjangoJobExecution.MISSED)
+            metrics.fire_finished(job.id, DjangoJobExecution.MISSED)
             continue
         try:
             send(run_time)
@@ -685,6 +686,7 @@ def hand_off(
             reason = f"could not be handed to the workers: {type(error).__name__}: {error}"
             logger.exception("Job %r %s; its fire at %s is recorded as Error!", job.id, reason, run_time)
             _end_queued(job.id, run_time, status=DjangoJobExecution.ERROR, exception=_clip(reason))
+            metrics.fire_finished(job.id, DjangoJobExecution.ERROR)
             continue
         (note_sent or _note_sent_now)(job.id, run_time)
 
@@ -814,6 +816,8 @@ def finish_on_worker(
             exception=_describe_exception(exception) or None,
         )
     run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job result")
+    ran = status in (DjangoJobExecution.SUCCESS, DjangoJobExecution.ERROR)
+    metrics.fire_finished(fire.job_id, status, fire.run_time, fire.started if ran else None, ended)
     if job is not None:
         _retire_if_finished(job, fire.run_time)
     return status

@@ -224,3 +224,22 @@ def test_apscheduler_start_builds_its_scheduler_with_the_configured_executors():
     scheduler = build_scheduler(max_workers=3)
     assert set(scheduler._executors) == {"default", "tasks"}
     assert isinstance(scheduler._executors["tasks"], DjangoTasksExecutor)
+
+
+def test_fires_run_on_workers_and_failed_sends_are_counted_in_the_metrics(fleet):
+    """The worker process counts what it ran (the scheduler only handed it off); a failed send counts as Error!."""
+    from prometheus_client import REGISTRY
+
+    def fires_of(job_id, status):
+        return REGISTRY.get_sample_value("django_apscheduler_fires_total", {"job_id": job_id, "status": status}) or 0.0
+
+    scheduler, executor = fleet
+    fire = _queued(scheduler, executor, "counted on worker")
+    assert fires_of("counted on worker", "executed") == 0
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+    assert fires_of("counted on worker", "executed") == 1
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS  # redelivered: not counted again
+    assert fires_of("counted on worker", "executed") == 1
+
+    scheduler.add_job(jobfuncs.noop, "date", run_date=datetime.now(timezone.utc), id="send fails", executor="down")
+    wait_until(lambda: fires_of("send fails", "error") == 1, message="the failed send counted")
