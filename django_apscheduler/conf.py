@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "APSCHEDULER_SESSION_LIVENESS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
+    # Celery executors (executors.celery): the Celery app to send fires through, as
+    # a dotted path ("proj.celery:app"); None: Celery's current app. An executor's
+    # own "backend" option wins.
+    "APSCHEDULER_CELERY_APP": None,
 }
 
 

@@ -61,7 +61,16 @@ def add_jobs(scheduler, args):
             id=job_id,
             max_instances=1,
             replace_existing=True,
+            **({"executor": args.executor} if args.executor else {}),
         )
+
+
+def add_executor(scheduler, args):
+    """``--executor celery``: fires go to Celery workers (tests/celery_app.py) instead of this process's threads."""
+    if args.executor == "celery":
+        from django_apscheduler.executors.celery import CeleryExecutor
+
+        scheduler.add_executor(CeleryExecutor(), "celery")
 
 
 async def run_on_a_loop(args):
@@ -100,6 +109,7 @@ def main():
     parser.add_argument("--misfire-grace-time", type=float, default=30)
     parser.add_argument("--asyncio", action="store_true")
     parser.add_argument("--coroutine", action="store_true")
+    parser.add_argument("--executor", default=None, help="the jobs' executor alias (celery: see add_executor)")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -113,6 +123,7 @@ def main():
 
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": args.misfire_grace_time})
     scheduler.add_jobstore(DjangoJobStore(), "default")
+    add_executor(scheduler, args)
     scheduler.start()
     add_jobs(scheduler, args)
     print(f"READY {os.getpid()}", flush=True)
