@@ -55,3 +55,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# The hand-off scenario's Celery app (bench_celery.py); imported only by Celery executors.
+APSCHEDULER_CELERY_APP = "bench_celery:app"

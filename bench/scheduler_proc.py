@@ -141,7 +141,9 @@ def make_store(args):
     return DjangoJobStore()
 
 
-def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: int | None) -> dict:
+def job_state(
+    scheduler, job_id: str, log: str, trigger, next_run_time, grace: int | None, executor: str = "default"
+) -> dict:
     """The state dict of a bench job, as ``Job.__getstate__`` makes it."""
     from apscheduler.job import Job
 
@@ -152,7 +154,7 @@ def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: i
         args=(log, job_id),
         kwargs={},
         trigger=trigger,
-        executor="default",
+        executor=executor,
         name=job_id,
         misfire_grace_time=grace,
         coalesce=False,
@@ -185,6 +187,27 @@ def peak_rss_kb() -> int | None:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --- hand-off executors -----------------------------------------------------------------
+
+
+def add_handoff_executor(scheduler, alias: str, handoff_log: str | None) -> None:
+    """Add the hand-off executor ``alias`` ("celery"); each fire it sends appends "job_id pid epoch" to
+    ``handoff_log`` once the broker took it, as the job function does when it runs in process."""
+    if alias != "celery":
+        raise SystemExit(f"unknown --executor {alias!r} (celery)")
+    from django_apscheduler.executors.celery import CeleryExecutor
+
+    class LoggedCeleryExecutor(CeleryExecutor):
+        def enqueue(self, fire) -> None:
+            super().enqueue(fire)
+            if handoff_log:
+                from benchjobs import record
+
+                record(handoff_log, fire.job_id)
+
+    scheduler.add_executor(LoggedCeleryExecutor(), alias)
 
 
 # --- subcommands ------------------------------------------------------------------------
@@ -221,7 +244,8 @@ def cmd_seed(args) -> None:
         trigger = DateTrigger(run_date=run_at, timezone=UTC)
         for index in range(args.date_jobs):
             job_id = f"burst{index:06d}"
-            rows.append((job_id, run_at, job_state(scheduler, job_id, args.log, trigger, run_at, args.grace)))
+            rows.append((job_id, run_at, job_state(scheduler, job_id, args.log, trigger, run_at, args.grace,
+                                                   args.executor or "default")))
     if args.weekly_jobs:
         week = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
         for index in range(args.weekly_jobs):
@@ -326,6 +350,9 @@ def cmd_run(args) -> None:
 
     from benchjobs import record
 
+    executor = args.executor or "default"
+    if args.executor:
+        add_handoff_executor(scheduler, args.executor, args.handoff_log)
     now = datetime.now(UTC)
     if args.interval_jobs:
         start = datetime.fromtimestamp(args.start_at, tz=UTC)
@@ -333,7 +360,7 @@ def cmd_run(args) -> None:
             job_id = f"job{index:03d}"
             scheduler.add_job(
                 record, "interval", seconds=args.interval, start_date=start, args=[args.log, job_id],
-                id=job_id, max_instances=1, replace_existing=True,
+                id=job_id, max_instances=1, replace_existing=True, executor=executor,
             )
     for index in range(args.weekly_jobs):
         job_id = f"weekly{index:06d}"
@@ -388,6 +415,9 @@ def main() -> None:
         p.add_argument("--sa-url", help="SQLAlchemy URL for --store sqlalchemy")
         p.add_argument("--log", default=os.devnull, help="file each job execution appends to")
         p.add_argument("--grace", type=int, default=30, help="misfire_grace_time of the jobs")
+        p.add_argument("--executor", default=None,
+                       help="the jobs' executor: celery (hand fires to Celery workers, bench_celery.py); "
+                            "default: the scheduler's thread pool")
 
     sub.add_parser("info")
     sub.add_parser("migrate")
@@ -413,6 +443,7 @@ def main() -> None:
     p.add_argument("--date-jobs", type=int, default=0, help="date jobs due at --run-at, added in-process (memory store)")
     p.add_argument("--run-at", type=float, help="epoch of the date jobs' run date")
     p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--handoff-log", help="with --executor: file each fire handed off appends to")
     args = parser.parse_args()
     {"info": cmd_info, "migrate": cmd_migrate, "seed": cmd_seed, "change": cmd_change, "run": cmd_run,
      "addrate": cmd_addrate}[
