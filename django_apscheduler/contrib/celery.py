@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..executors.celery import TASK_NAME
-
 if TYPE_CHECKING:
     from celery import Celery, Task
 
 __all__ = ["TASK_NAME", "register_tasks", "run_fire"]
+
+#: The trampoline's name: stable, the one contract between the schedulers, which
+#: send to it by name (``executors.celery``), and the workers.
+TASK_NAME = "django_apscheduler.run_fire"
 
 
 def run_fire(job_id: str, run_time_iso: str) -> str:
@@ -44,6 +46,8 @@ def register_tasks(app: Celery, **task_options: Any) -> Task:
     ``app.task`` (e.g. ``acks_late=True``; see the docs for what that changes:
     the trampoline never runs a fire twice either way).
     """
-    options: dict[str, Any] = {"name": TASK_NAME}
+    # shared=False: on this app only; Celery's default would also put it, with these
+    # options, on every app created later in the process.
+    options: dict[str, Any] = {"name": TASK_NAME, "shared": False}
     options.update(task_options)
     return app.task(**options)(run_fire)

@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import import_string
 
 from .. import conf
+from ..contrib.celery import TASK_NAME
 from .handoff import FleetFire, HandOffExecutor
 
 if TYPE_CHECKING:
     from celery import Celery
 
-#: The trampoline's name on the Celery app: stable, the one contract between
-#: schedulers and workers (``contrib.celery`` registers it under this name).
-TASK_NAME = "django_apscheduler.run_fire"
+__all__ = ["TASK_NAME", "CeleryExecutor", "load_app", "message_headers"]
 
 
 def load_app(spec: Celery | str | None = None) -> Celery:
