@@ -39,11 +39,18 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 def default_scheduler() -> BaseScheduler:
     """An AsyncIOScheduler on the running loop with a DjangoJobStore, syncing the jobs declared in code."""
     # Imported here: this module is imported before Django's apps are loaded (asgi.py).
+    from apscheduler.executors.asyncio import AsyncIOExecutor
+
     from . import registry
+    from .executors import configured_executors
     from .jobstores import DjangoJobStore
 
     registry.autodiscover()
-    scheduler = AsyncIOScheduler(timezone=settings.TIME_ZONE, jobstores={"default": DjangoJobStore()})
+    scheduler = AsyncIOScheduler(
+        timezone=settings.TIME_ZONE,
+        jobstores={"default": DjangoJobStore()},
+        executors=configured_executors(in_process=AsyncIOExecutor()),
+    )
     registry.sync_when_started(scheduler)
     return scheduler
 

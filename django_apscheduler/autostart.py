@@ -125,6 +125,7 @@ def _start() -> None:
     global _pending, _scheduler
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from .executors import ExecutorConfigError, configured_executors
     from .jobstores import DjangoJobStore
 
     with _lock:
@@ -137,7 +138,12 @@ def _start() -> None:
             logger.warning("Scheduler not started: %s Then restart this process.", error)
             return
         registry.autodiscover()
-        scheduler = BackgroundScheduler(timezone=settings.TIME_ZONE, jobstores={"default": DjangoJobStore()})
+        try:
+            executors = configured_executors()
+        except ExecutorConfigError as error:
+            logger.error("Scheduler not started: %s", error)
+            return
+        scheduler = BackgroundScheduler(timezone=settings.TIME_ZONE, jobstores={"default": DjangoJobStore()}, executors=executors)
         registry.sync_when_started(scheduler)
         try:
             scheduler.start()

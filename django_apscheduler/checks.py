@@ -39,6 +39,10 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "APSCHEDULER_CLOSE_OLD_CONNECTIONS": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_AUTOSTART": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_UNDECLARED_JOBS": (lambda v: v in ("pause", "remove", "keep"), '"pause", "remove" or "keep"'),
+    "APSCHEDULER_HANDOFF_TIMEOUT": (
+        lambda v: v is None or (_POSITIVE[0](v) and v <= limits.MAX_HISTORY_AGE),
+        f"None or a positive number of seconds up to {limits.MAX_HISTORY_AGE:,} (100 years)",
+    ),
     "APSCHEDULER_HISTORY_RETENTION": (
         lambda v: v is None or (_POSITIVE[0](v) and v <= limits.MAX_HISTORY_AGE),
         f"None or a positive number of seconds up to {limits.MAX_HISTORY_AGE:,} (100 years)",
@@ -67,6 +71,56 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 hint="Otherwise a slow but live scheduler is taken for dead and its running jobs are marked Lost!. "
                 "Use a timeout of at least three heartbeat intervals.",
                 id="django_apscheduler.E002",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_executors(app_configs: Any = None, **kwargs: Any) -> list:
+    """APSCHEDULER_EXECUTORS and APSCHEDULER_DEFAULT_EXECUTOR: every alias can be built as configured."""
+    from .executors import IN_PROCESS_ALIAS, build_executor
+
+    configured = conf.get("APSCHEDULER_EXECUTORS")
+    if not isinstance(configured, dict):
+        return [
+            Error(
+                f"APSCHEDULER_EXECUTORS is {configured!r}.",
+                hint='Set it to a dict of executor aliases, such as {"tasks": {"type": "tasks"}}, or remove it.',
+                id="django_apscheduler.E005",
+            )
+        ]
+    errors = []
+    for alias, options in configured.items():
+        if not isinstance(alias, str) or not alias or alias in ("default", IN_PROCESS_ALIAS):
+            errors.append(
+                Error(
+                    f"APSCHEDULER_EXECUTORS has the alias {alias!r}.",
+                    hint=f'Aliases are non-empty strings other than "default" and "{IN_PROCESS_ALIAS}" '
+                    "(set APSCHEDULER_DEFAULT_EXECUTOR to send the default alias to workers).",
+                    id="django_apscheduler.E005",
+                )
+            )
+            continue
+        try:
+            build_executor(options)
+        except Exception as error:  # noqa: BLE001 -- whatever building it raises is the reason to show
+            errors.append(
+                Error(
+                    f"APSCHEDULER_EXECUTORS[{alias!r}] cannot be built: {error}",
+                    hint='Each entry is a dict such as {"type": "tasks", "queue": "default", "backend": "default"}: '
+                    "a known type or a HandOffExecutor subclass's dotted path, and options it takes "
+                    "(for tasks, a backend of the TASKS setting and a queue it accepts).",
+                    id="django_apscheduler.E005",
+                )
+            )
+    default = conf.get("APSCHEDULER_DEFAULT_EXECUTOR")
+    if default != "default" and default not in configured:
+        errors.append(
+            Error(
+                f"APSCHEDULER_DEFAULT_EXECUTOR is {default!r}, which APSCHEDULER_EXECUTORS does not configure.",
+                hint=f'Use "default" (the scheduler\'s own thread pool) or one of {sorted(map(str, configured))}.',
+                id="django_apscheduler.E006",
             )
         )
     return errors

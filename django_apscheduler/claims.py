@@ -8,9 +8,10 @@ claims them in one transaction:
    MariaDB; on SQLite the transaction holds the database's write lock instead);
 2. it advances each job's ``next_run_time`` past the fires it takes, or deletes a
    job that has no further fire (a date job), so no other scheduler sees them due;
-3. it writes a "Started execution" row for every fire it takes. That row is unique
-   on (job, run time), so even a job whose schedule was moved backwards cannot
-   run the same fire twice: fires that already have a row are skipped.
+3. it writes a "Started execution" row for every fire it takes ("Queued" for a
+   job whose executor hands its fires to a worker fleet). That row is unique on
+   (job, run time), so even a job whose schedule was moved backwards cannot run
+   the same fire twice: fires that already have a row are skipped.
 
 Only ``fires`` calls this module: it owns what happens to a fire after the
 claim (the hand-off to the executor, the outcome). Every job is prepared (its
@@ -77,6 +78,8 @@ class Claim:
     # the scheduler is an in-memory copy with a one-off trigger; the stored schedule
     # is not touched, and the scheduler's follow-up removal of that copy is skipped.
     run_now: bool = False
+    # Its executor hands fires to a worker fleet: the fires were written "Queued".
+    hands_off: bool = False
 
 
 @dataclass
@@ -90,12 +93,15 @@ class _Candidate:
     next_run_time: datetime | None
     keep_successes: bool
     run_now: bool = False
+    hands_off: bool = False
 
 
 JobLoader = Callable[[str, datetime | None, bytes], Job]
 BrokenJobHandler = Callable[[str, Exception], None]
 # Given schedulers that look alive, returns those found dead, whose fires it ended as Lost!.
 DeadPeersHandler = Callable[[set[int]], set[int]]
+# Whether a job's executor hands its fires to a worker fleet; raises for an executor it cannot find.
+HandOffTest = Callable[[Job], bool]
 
 
 def claim_due_jobs(
@@ -106,25 +112,50 @@ def claim_due_jobs(
     load_job: JobLoader,
     on_broken_job: BrokenJobHandler,
     release_dead_peers: DeadPeersHandler = lambda ids: set(),
+    hands_off: HandOffTest = lambda job: False,
 ) -> list[Claim]:
     """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run."""
+    handing_off: set[str] = set()
+    load_job = _noting_hand_off(load_job, hands_off, handing_off)
     with write_transaction():
         candidates = _lock_due_jobs(now, limit, load_job, on_broken_job)
         claimed = []
         if candidates:
+            _note_hand_off(candidates, handing_off)
             _skip_fires_already_recorded(candidates)
             claimed = _advance_schedules(candidates)
         busy = {c.job_id for c in candidates}
-        claimed += _take_run_requests(now, limit - len(candidates), busy, load_job, on_broken_job)
+        requests = _take_run_requests(now, limit - len(candidates), busy, load_job, on_broken_job)
+        _note_hand_off(requests, handing_off)
+        claimed += requests
         if not claimed:
             return []
         refused = _over_cluster_max_instances(claimed, scheduler_id, release_dead_peers)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
-        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now)
+        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now, c.hands_off)
         for c in claimed
         if c.run_times and c.job_id not in refused
     ]
+
+
+def _noting_hand_off(load_job: JobLoader, hands_off: HandOffTest, handing_off: set[str]) -> JobLoader:
+    """``load_job``, also asking whether the job hands off (an error there is the job's, like a load error)."""
+
+    def load(job_id: str, next_run_time: datetime | None, job_state: bytes) -> Job:
+        job = load_job(job_id, next_run_time, job_state)
+        if hands_off(job):
+            handing_off.add(job_id)
+        else:
+            handing_off.discard(job_id)
+        return job
+
+    return load
+
+
+def _note_hand_off(candidates: list[_Candidate], handing_off: set[str]) -> None:
+    for candidate in candidates:
+        candidate.hands_off = candidate.job_id in handing_off
 
 
 def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job: BrokenJobHandler) -> list[_Candidate]:
@@ -236,11 +267,18 @@ def _advance_schedules(candidates: list[_Candidate]) -> list[_Candidate]:
     Returns the candidates this transaction really owns. With row locks (or SQLite's
     write lock) that is all of them; without SKIP LOCKED (old MySQL) each update is a
     compare-and-set on the next run time we read, and a lost race drops the job.
+
+    A finished job whose fire goes to a worker is kept, with no next run time: the
+    worker loads it from its row, and deletes it once the fire ran (``fires``).
     """
     finished = [c for c in candidates if c.next_run_time is None]
     continuing = [c for c in candidates if c.next_run_time is not None]
-    if finished:
-        DjangoJob.objects.filter(pk__in=[c.job_id for c in finished]).delete()
+    deleted = [c.job_id for c in finished if not c.hands_off]
+    if deleted:
+        DjangoJob.objects.filter(pk__in=deleted).delete()
+    kept = [c.job_id for c in finished if c.hands_off]
+    if kept:
+        DjangoJob.objects.filter(pk__in=kept).update(next_run_time=None)
     if not continuing:
         return finished
     if supports_skip_locked() or _holds_database_lock():
@@ -285,39 +323,51 @@ def _holds_database_lock() -> bool:
 def _over_cluster_max_instances(
     claimed: list[_Candidate], scheduler_id: int | None, release_dead_peers: DeadPeersHandler
 ) -> dict[str, int]:
-    """Jobs that other schedulers already run ``max_instances`` times.
+    """Jobs already running ``max_instances`` times across the cluster.
 
-    Returns {job id: running count}. This scheduler's own instances are left to its
-    executor, which counts them exactly (its own rows may still read "Started" for
-    a moment after a job ended, until the result is written). Rows without a
-    scheduler (left "Started" by django-apscheduler 0.7) are not counted: nobody
-    is running them. Before a fire is refused, the schedulers running the other
-    instances are checked: one whose session or process is gone runs nothing, so
-    its fires end as Lost! (``release_dead_peers``) and do not count.
+    Returns {job id: running count}. Counted: fires running inside other schedulers,
+    and every fire handed to workers (queued, or running on a worker), whoever
+    claimed it. This scheduler's own in-process instances are left to its executor,
+    which counts them exactly (its own rows may still read "Started" for a moment
+    after a job ended, until the result is written). Rows without a scheduler (left
+    "Started" by django-apscheduler 0.7) are not counted: nobody is running them.
+    Before a fire is refused, the schedulers running the other in-process instances
+    are checked: one whose session or process is gone runs nothing, so its fires
+    end as Lost! (``release_dead_peers``) and do not count. Fires on workers are
+    judged by their own clocks (``fires.mark_lost``), not by their scheduler's.
     """
     with_fires = [c for c in claimed if c.run_times]
     if not with_fires:
         return {}
-    running: dict[str, dict[int, int]] = {}
+    in_other_schedulers: dict[str, dict[int, int]] = {}
+    on_workers: dict[str, int] = {}
+    # One grouped query for both counts (the claim's statement count matters).
+    in_scheduler = Q(status=DjangoJobExecution.SENT, worker_pid__isnull=True)
     rows = (
         DjangoJobExecution.objects.unfinished()
-        .filter(job_id__in=[c.job_id for c in with_fires], scheduler__isnull=False)
-        .exclude(scheduler_id=scheduler_id)
+        .filter(job_id__in=[c.job_id for c in with_fires])
+        .exclude(in_scheduler & (Q(scheduler__isnull=True) | Q(scheduler_id=scheduler_id)))
         .values("job_id", "scheduler_id")
-        .annotate(count=Count("id"))
-        .values_list("job_id", "scheduler_id", "count")
+        .annotate(in_schedulers=Count("id", filter=in_scheduler), on_workers=Count("id", filter=~in_scheduler))
+        .values_list("job_id", "scheduler_id", "in_schedulers", "on_workers")
     )
-    for job_id, owner, count in rows:
-        running.setdefault(job_id, {})[owner] = count
+    for job_id, owner, in_schedulers, workers in rows:
+        if in_schedulers:
+            in_other_schedulers.setdefault(job_id, {})[owner] = in_schedulers
+        on_workers[job_id] = on_workers.get(job_id, 0) + workers
 
     def refusals(ignored: set[int]) -> dict[str, int]:
-        counts = {c.job_id: sum(n for owner, n in running.get(c.job_id, {}).items() if owner not in ignored) for c in with_fires}
+        counts = {
+            c.job_id: on_workers.get(c.job_id, 0)
+            + sum(n for owner, n in in_other_schedulers.get(c.job_id, {}).items() if owner not in ignored)
+            for c in with_fires
+        }
         return {c.job_id: counts[c.job_id] for c in with_fires if counts[c.job_id] >= c.job.max_instances}
 
     refused = refusals(set())
     if refused:
-        blocking = {owner for job_id in refused for owner in running[job_id]}
-        gone = release_dead_peers(blocking)
+        blocking = {owner for job_id in refused for owner in in_other_schedulers.get(job_id, {})}
+        gone = release_dead_peers(blocking) if blocking else set()
         if gone:
             refused = refusals(gone)
     return refused
@@ -325,11 +375,25 @@ def _over_cluster_max_instances(
 
 def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], scheduler_id: int | None) -> None:
     rows = []
+    queued_at = to_db(datetime.now(timezone.utc))
     for candidate in claimed:
-        status = DjangoJobExecution.MAX_INSTANCES if candidate.job_id in refused else DjangoJobExecution.SENT
+        if candidate.job_id in refused:
+            status, last_seen = DjangoJobExecution.MAX_INSTANCES, None
+        elif candidate.hands_off:
+            # Queued now, before the hand-off: if this scheduler dies before it sends
+            # the fire, nobody sends it again; the fire ends Lost! (fires.mark_lost).
+            status, last_seen = DjangoJobExecution.QUEUED, queued_at
+        else:
+            status, last_seen = DjangoJobExecution.SENT, None
         for run_time in candidate.run_times:
             rows.append(
-                DjangoJobExecution(job_id=candidate.job_id, run_time=to_db(run_time), status=status, scheduler_id=scheduler_id)
+                DjangoJobExecution(
+                    job_id=candidate.job_id,
+                    run_time=to_db(run_time),
+                    status=status,
+                    scheduler_id=scheduler_id,
+                    last_seen=last_seen,
+                )
             )
         if candidate.job_id in refused:
             logger.warning(

@@ -45,6 +45,16 @@ DEFAULTS: dict[str, Any] = {
     "APSCHEDULER_SESSION_LIVENESS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
+    # Executors that hand fires to a worker fleet, by alias (see docs/scaling-out.md):
+    # {"tasks": {"type": "tasks", "queue": "default", "backend": "default"}}.
+    # `apscheduler start` (and autostart) add them to the scheduler.
+    "APSCHEDULER_EXECUTORS": {},
+    # The executor that runs jobs added without executor=...: "default" (the
+    # scheduler's own thread pool) or an alias of APSCHEDULER_EXECUTORS.
+    "APSCHEDULER_DEFAULT_EXECUTOR": "default",
+    # Seconds a fire handed to workers may wait in their queue; one that no worker
+    # has started by then ends "Lost!" (and is never run). None: wait for ever.
+    "APSCHEDULER_HANDOFF_TIMEOUT": 3600.0,
     # Celery executors (executors.celery): the Celery app to send fires through, as
     # a dotted path ("proj.celery:app"); None: Celery's current app. An executor's
     # own "backend" option wins.

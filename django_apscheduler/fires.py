@@ -3,9 +3,12 @@
 A fire is one (job, scheduled run time). Its life, and who moves it on::
 
     claimed ─► handed off ─► started ─► Executed | Error! | Missed! | Max instances!
-       │                        │
-       │ (over the cluster's    └─ the scheduler that claimed it died: Lost!
-       │  max_instances)
+       │           │            │
+       │           │            └─ the scheduler that claimed it (or the worker
+       │           │               running it) died: Lost!
+       │           └─ to a worker fleet: Queued ─► started by one worker ─► ...
+       │              (never started in time, or could not be sent: Lost! / Error!)
+       │ (over the cluster's max_instances)
        └─► Max instances!
 
 - **claimed**: ``Fires.claim`` runs the claim transaction (``claims``), which
@@ -23,6 +26,20 @@ A fire is one (job, scheduled run time). Its life, and who moves it on::
 - **Lost!**: ``mark_lost`` marks the unfinished fires of schedulers that stopped
   sending heartbeats; ``membership`` calls it.
 
+A job whose executor hands fires to a worker fleet (``executors.handoff``) takes
+another path after the claim, which wrote its fires "Queued":
+
+- **hand-off** (``hand_off``, in the scheduler): after the claim committed, each
+  fire is sent once; one that cannot be sent ends Error! at once. Nobody sends a
+  fire again: a scheduler that dies mid-hand-off leaves it Queued, and a Queued
+  fire that no worker starts within ``APSCHEDULER_HANDOFF_TIMEOUT`` ends Lost!.
+- **start on a worker** (``start_on_worker``): a compare-and-set from Queued to
+  started, so a message delivered twice, or to two workers, runs once. The row
+  then names the worker (host, pid), whose process renews ``last_seen`` while it
+  runs (``renew_leases``); a lease older than ``APSCHEDULER_HEARTBEAT_TIMEOUT``
+  means the worker died: Lost!, by ``mark_lost``.
+- **outcome** (``finish_on_worker``): in the same row, as for any fire.
+
 Rows are written only here (and through ``history_writer`` and ``claims``, which
 only this module calls). ``record_start`` and ``record_outcome`` are the seam
 for an executor whose fires start and finish in another process.
@@ -34,12 +51,14 @@ import asyncio
 import functools
 import inspect
 import logging
+import os
+import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -57,16 +76,16 @@ from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from asgiref.sync import sync_to_async
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from . import history_writer
+from . import conf, history_writer
 from .asyncio_support import awaits_coroutines, in_event_loop
 from .claims import Claim, claim_due_jobs, due_run_times, instant
 from .database import connection_hygiene, run_with_retry
 from .history_writer import HistoryWriter
 from .jobstate import JobStateError
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
-from .timezones import to_db
+from .timezones import db_now, to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.fires")
 
@@ -194,6 +213,7 @@ class Fires:
             load_job=load_job,
             on_broken_job=flag_broken,
             release_dead_peers=self._release_dead_peers,
+            hands_off=self._hands_off,
         )
         jobs = []
         for claim in claims:
@@ -202,6 +222,14 @@ class Fires:
             except Exception as error:  # noqa: BLE001 -- one job's failure must not cost the batch its fires
                 self._fail_claimed(claim, error)
         return jobs
+
+    def _hands_off(self, job: Job) -> bool:
+        """Whether the job's executor sends its fires to a worker fleet (``executors.handoff``)."""
+        if self._scheduler is None:
+            return False
+        # APScheduler's one lookup (private); raises KeyError for an unknown alias,
+        # which the claim takes as this job's error, like one in its state.
+        return bool(getattr(self._scheduler._lookup_executor(job.executor), "hands_off_fires", False))
 
     def _release_dead_peers(self, peer_ids: set[int]) -> set[int]:
         """Peers among these whose session or process is gone: their unfinished fires end as Lost!."""
@@ -214,7 +242,8 @@ class Fires:
         job = claim.job
         job.trigger = _ClaimedFiresTrigger(job.trigger, claim.run_times, claim.next_run_time)
         job.next_run_time = claim.run_times[0]
-        self._wrap_function(job, claim.run_times)
+        if not claim.hands_off:  # a worker runs (and times) the others
+            self._wrap_function(job, claim.run_times)
         with self._lock:
             for run_time in claim.run_times:
                 self._remember_started(job.id, run_time)
@@ -295,7 +324,7 @@ class Fires:
                     record(job_id, run_time, started)
 
         else:
-            call = _run_to_completion(func) if inspect.iscoroutinefunction(func) else func
+            call = run_to_completion(func) if inspect.iscoroutinefunction(func) else func
 
             @functools.wraps(func)
             def timed(*args: Any, **kwargs: Any) -> Any:
@@ -401,7 +430,7 @@ class Fires:
         self._submit(history_writer.final(job_id, to_db(run_time), status=status, scheduler_id=self.scheduler_id))
 
 
-def _run_to_completion(func: Callable[..., Any]) -> Callable[..., Any]:
+def run_to_completion(func: Callable[..., Any]) -> Callable[..., Any]:
     """A coroutine function as a plain one, for thread pool executors.
 
     A coroutine job claimed by a thread-based scheduler (a BackgroundScheduler beside
@@ -544,28 +573,233 @@ def flag_broken(job_id: str, error: Exception | str) -> None:
 
 
 def lost_fires(now: datetime | None = None) -> QuerySet[DjangoJobExecution]:
-    """Unfinished fires of schedulers found dead or silent: nobody will finish them."""
-    return DjangoJobExecution.objects.unfinished().filter(scheduler__in=SchedulerInstance.objects.silent(now))
+    """Unfinished fires nobody will finish (see ``mark_lost`` for the three ways)."""
+    return DjangoJobExecution.objects.filter(_lost_in_dead_schedulers(now) | _lost_on_workers(now) | _lost_in_queue(now))
+
+
+def _lost_in_dead_schedulers(now: datetime | None) -> Q:
+    return Q(status=DjangoJobExecution.SENT, worker_pid__isnull=True, scheduler__in=SchedulerInstance.objects.silent(now))
+
+
+def _lost_on_workers(now: datetime | None) -> Q:
+    cutoff = (now or utc_now()) - timedelta(seconds=float(conf.get("APSCHEDULER_HEARTBEAT_TIMEOUT")))
+    return Q(status=DjangoJobExecution.SENT, worker_pid__isnull=False, last_seen__lt=to_db(cutoff))
+
+
+def _lost_in_queue(now: datetime | None) -> Q:
+    timeout = conf.get("APSCHEDULER_HANDOFF_TIMEOUT")
+    if timeout is None:
+        return Q(pk__in=[])
+    cutoff = (now or utc_now()) - timedelta(seconds=float(timeout))
+    return Q(status=DjangoJobExecution.QUEUED, last_seen__lt=to_db(cutoff))
 
 
 def mark_lost(now: datetime | None = None, among: set[int] | None = None) -> int:
     """Give the lost fires their final status, Lost!; return how many.
 
+    A fire is lost when it ran inside a scheduler that died (found dead by a peer,
+    or silent for ``APSCHEDULER_HEARTBEAT_TIMEOUT``); when it ran on a worker whose
+    lease was not renewed for that long (the worker died); or when it was queued
+    for workers and none started it within ``APSCHEDULER_HANDOFF_TIMEOUT``.
+
     ``among``: the ids of schedulers just found dead (one plain UPDATE by id, cheap
-    inside a claim); otherwise every silent or dead scheduler's.
+    inside a claim), whose in-process fires only are lost: fires handed to workers
+    outlive the scheduler that claimed them.
     """
-    fires: QuerySet[DjangoJobExecution]
     if among is not None:
-        fires = DjangoJobExecution.objects.unfinished().filter(scheduler_id__in=among)
-    else:
-        fires = lost_fires(now)
+        return _mark(
+            DjangoJobExecution.objects.in_schedulers().filter(scheduler_id__in=among),
+            "their scheduler died (killed or crashed) before they finished",
+        )
+    return (
+        _mark(DjangoJobExecution.objects.filter(_lost_in_dead_schedulers(now)), "their scheduler died (killed or crashed) before they finished")
+        + _mark(
+            DjangoJobExecution.objects.filter(_lost_on_workers(now)),
+            "the worker running them stopped renewing its lease (killed or crashed)",
+        )
+        + _mark(
+            DjangoJobExecution.objects.filter(_lost_in_queue(now)),
+            "no worker started them within APSCHEDULER_HANDOFF_TIMEOUT of their hand-off",
+        )
+    )
+
+
+def _mark(fires: QuerySet[DjangoJobExecution], why: str) -> int:
     lost = fires.update(status=DjangoJobExecution.LOST)
     if lost:
-        logger.warning(
-            "Marked %d execution(s) as Lost!: their scheduler died (killed or crashed) before they finished.",
-            lost,
-        )
+        logger.warning("Marked %d execution(s) as Lost!: %s.", lost, why)
     return lost
+
+
+# --- fires handed to a worker fleet -----------------------------------------------------
+
+_WORKER_HOST = socket.gethostname()[:255]
+
+
+def hand_off(job: Job, run_times: list[datetime], send: Callable[[datetime], None], *, stored: bool = True) -> None:
+    """Send each claimed (Queued) fire of ``job`` to the workers, once; call only after the claim committed.
+
+    ``send(run_time)`` enqueues one fire. A fire too late for the job's
+    ``misfire_grace_time`` is Missed! without being sent, as APScheduler's own
+    executors do; one whose sending raises (the broker is down) ends Error! with
+    the reason, and the job's other fires and the other jobs go on. ``stored``:
+    whether the job is in ``DjangoJobStore``, where workers load it from; any
+    other job's fires end Error!.
+    """
+    if not stored:
+        _refuse_unstored(job.id, run_times)
+        return
+    for run_time in run_times:
+        if is_missed(job, run_time):
+            logger.warning("Run time of job %r was missed (%s): not handed to the workers", job.id, run_time)
+            _end_queued(job.id, run_time, status=DjangoJobExecution.MISSED)
+            continue
+        try:
+            send(run_time)
+        except Exception as error:  # noqa: BLE001 -- one fire's failure must not cost the others theirs
+            reason = f"could not be handed to the workers: {type(error).__name__}: {error}"
+            logger.exception("Job %r %s; its fire at %s is recorded as Error!", job.id, reason, run_time)
+            _end_queued(job.id, run_time, status=DjangoJobExecution.ERROR, exception=_clip(reason))
+
+
+def _refuse_unstored(job_id: str, run_times: list[datetime]) -> None:
+    reason = (
+        "could not be handed to workers: they load the job from the database, and this job is not "
+        "stored in DjangoJobStore (use a DjangoJobStore, or an in-process executor, for it)"
+    )
+    logger.error("Job %r %s; its fire(s) are recorded as Error!", job_id, reason)
+    writes = [
+        history_writer.final(job_id, to_db(run_time), status=DjangoJobExecution.ERROR, exception=_clip(reason))
+        for run_time in run_times
+    ]
+    run_with_retry(lambda: history_writer.apply_writes(writes), "recording a refused hand-off")
+
+
+def queue_unclaimed(job_id: str, run_time: datetime) -> bool:
+    """Write a Queued row for a fire no scheduler claimed (run now with no scheduler alive); False if it has one."""
+    row = DjangoJobExecution(job_id=job_id, run_time=to_db(run_time), status=DjangoJobExecution.QUEUED, last_seen=db_now())
+    created = run_with_retry(
+        lambda: DjangoJobExecution.objects.bulk_create([row], ignore_conflicts=True), "queueing a fire", attempts=8
+    )
+    return bool(created) and DjangoJobExecution.objects.of_fire(job_id, run_time).filter(status=DjangoJobExecution.QUEUED).exists()
+
+
+def is_missed(job: Job, run_time: datetime, now: datetime | None = None) -> bool:
+    """APScheduler's rule: later than ``misfire_grace_time`` after the run time (None: never)."""
+    if job.misfire_grace_time is None:
+        return False
+    return ((now or utc_now()) - run_time).total_seconds() > job.misfire_grace_time
+
+
+def _end_queued(job_id: str, run_time: datetime, **fields: Any) -> int:
+    """Compare-and-set: end a fire that is still Queued (a worker may have started it meanwhile)."""
+    fields.setdefault("finished", Decimal(f"{utc_now().timestamp():.2f}"))
+    return run_with_retry(
+        lambda: DjangoJobExecution.objects.of_fire(job_id, run_time).filter(status=DjangoJobExecution.QUEUED).update(**fields),
+        "recording a hand-off outcome",
+    )
+
+
+@dataclass(frozen=True)
+class WorkerFire:
+    """A fire this worker process took (``start_on_worker``)."""
+
+    execution_id: int
+    job_id: str
+    run_time: datetime
+    started: datetime
+
+
+def start_on_worker(job_id: str, run_time: datetime) -> WorkerFire | None:
+    """Take a Queued fire for this worker process; None if it is not Queued (any more).
+
+    One compare-and-set UPDATE: of two deliveries of the same fire (a redelivered
+    message, two workers), exactly one takes it.
+    """
+    started = utc_now()
+    taken = run_with_retry(
+        lambda: DjangoJobExecution.objects.of_fire(job_id, run_time)
+        .filter(status=DjangoJobExecution.QUEUED)
+        .update(
+            status=DjangoJobExecution.SENT,
+            started_at=to_db(started),
+            worker_host=_WORKER_HOST,
+            worker_pid=os.getpid(),
+            last_seen=to_db(started),
+        ),
+        "starting a fire on a worker",
+    )
+    if not taken:
+        return None
+    execution_id = DjangoJobExecution.objects.of_fire(job_id, run_time).values_list("pk", flat=True).first()
+    assert execution_id is not None  # just taken; rows of unfinished fires are not deleted
+    return WorkerFire(execution_id, job_id, run_time, started)
+
+
+def status_of(job_id: str, run_time: datetime) -> str | None:
+    """The fire's status now, or None when it has no row."""
+    return DjangoJobExecution.objects.of_fire(job_id, run_time).values_list("status", flat=True).first()
+
+
+def renew_leases(execution_ids: Iterable[int]) -> int:
+    """A worker process's heartbeat for the fires it runs: they are not lost while it beats."""
+    ids = list(execution_ids)
+    if not ids:
+        return 0
+    return DjangoJobExecution.objects.filter(pk__in=ids, status=DjangoJobExecution.SENT).update(last_seen=db_now())
+
+
+def finish_on_worker(
+    fire: WorkerFire,
+    *,
+    status: str,
+    ended: datetime | None = None,
+    exception: BaseException | str | None = None,
+    traceback: str | None = None,
+    keep_successes: bool = True,
+    job: Job | None = None,
+) -> str:
+    """Write the outcome of a fire a worker ran, in its row; return the status written.
+
+    A success of a job that keeps failures only deletes the row. ``job``: the job
+    that ran; once its last fire ran, the job (kept for the worker) is deleted.
+    """
+    if status == DjangoJobExecution.SUCCESS and not keep_successes:
+        write = history_writer.forget(fire.job_id, to_db(fire.run_time))
+    elif status in (DjangoJobExecution.SUCCESS, DjangoJobExecution.ERROR):
+        write = outcome_write(
+            fire.job_id, fire.run_time, status=status, started=fire.started, ended=ended, exception=exception, traceback=traceback
+        )
+    else:  # it did not run (Missed!): no timing
+        write = history_writer.final(
+            fire.job_id,
+            to_db(fire.run_time),
+            status=status,
+            started_at=None,
+            finished=Decimal(f"{utc_now().timestamp():.2f}"),
+            exception=_describe_exception(exception) or None,
+        )
+    run_with_retry(lambda: history_writer.apply_writes([write]), "recording a job result")
+    if job is not None:
+        _retire_if_finished(job, fire.run_time)
+    return status
+
+
+def _retire_if_finished(job: Job, run_time: datetime) -> None:
+    """Delete a job whose last scheduled fire this was, as APScheduler does after running it.
+
+    The claim keeps such a job (paused) for the worker to load. Only a fire of the
+    schedule itself counts: an extra run ("run now") is at an instant of its own.
+    """
+    trigger = getattr(job.trigger, "stands_for", job.trigger)
+    try:
+        own_fire = trigger.get_next_fire_time(None, run_time)
+        last = own_fire is not None and instant(own_fire) == instant(run_time) and trigger.get_next_fire_time(run_time, run_time) is None
+    except Exception:  # noqa: BLE001 -- a trigger that cannot answer: keep the job
+        logger.exception("Could not tell whether job %r has further fires; it is kept", job.id)
+        return
+    if last:
+        DjangoJob.objects.filter(pk=job.id, next_run_time__isnull=True, run_requested_at__isnull=True).delete()
 
 
 # --- waiting for outcomes (run now) ----------------------------------------------------

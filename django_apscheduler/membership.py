@@ -123,7 +123,7 @@ def beat_unless_needed(instance_id: int, planned_wakeup: datetime | None) -> boo
     """
     # Fires running on peers make the heartbeat look closer too: if a peer died, its
     # session or pid says so at once, and its fires must not wait for its heartbeat.
-    running_elsewhere = DjangoJobExecution.objects.unfinished().filter(scheduler__isnull=False).exclude(scheduler=instance_id)
+    running_elsewhere = DjangoJobExecution.objects.in_schedulers().filter(scheduler__isnull=False).exclude(scheduler=instance_id)
     needed = _jobs_due_before(planned_wakeup) | Exists(fires.lost_fires()) | Exists(running_elsewhere)
     return bool(SchedulerInstance.objects.filter(~needed, pk=instance_id, died=None).update(last_heartbeat=db_now()))
 

@@ -100,6 +100,8 @@ class DjangoJobExecution(models.Model):
     """
 
     SENT = "Started execution"
+    # Handed to a worker fleet (``executors``), not started by a worker yet.
+    QUEUED = "Queued"
     SUCCESS = "Executed"
     MISSED = "Missed!"
     MAX_INSTANCES = "Max instances!"
@@ -107,6 +109,7 @@ class DjangoJobExecution(models.Model):
     LOST = "Lost!"
 
     STATUS_CHOICES = [
+        (QUEUED, _("Queued")),
         (SENT, _("Started execution")),
         (SUCCESS, _("Executed")),
         (ERROR, _("Error!")),
@@ -157,6 +160,22 @@ class DjangoJobExecution(models.Model):
         blank=True,
         related_name="executions",
         help_text=_("The scheduler that claimed this fire."),
+    )
+    # A fire handed to a worker fleet is started and finished by a worker process,
+    # which these columns name; they stay empty for fires run inside a scheduler.
+    worker_host = models.CharField(
+        max_length=255, blank=True, default="", help_text=_("Host name of the worker that ran this fire.")
+    )
+    worker_pid = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Process id of the worker that ran this fire.")
+    )
+    last_seen = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "A fire handed to workers: when it was queued, then the last heartbeat of the worker running it. "
+            "Too old means the fire is lost."
+        ),
     )
 
     objects = DjangoJobExecutionManager()

@@ -51,10 +51,29 @@ class JobQuerySet(models.QuerySet["DjangoJob"]):
 
 class ExecutionQuerySet(models.QuerySet["DjangoJobExecution"]):
     def unfinished(self) -> ExecutionQuerySet:
-        """Fires claimed (or submitted) whose final status is not written yet."""
+        """Fires claimed (or submitted, or queued for workers) whose final status is not written yet."""
         from .models import DjangoJobExecution
 
-        return self.filter(status=DjangoJobExecution.SENT)
+        return self.filter(status__in=(DjangoJobExecution.SENT, DjangoJobExecution.QUEUED))
+
+    def in_schedulers(self) -> ExecutionQuerySet:
+        """Unfinished fires running inside the scheduler that claimed them: they die with it."""
+        from .models import DjangoJobExecution
+
+        return self.filter(status=DjangoJobExecution.SENT, worker_pid__isnull=True)
+
+    def on_workers(self) -> ExecutionQuerySet:
+        """Unfinished fires handed to workers: queued, or running in a worker process.
+
+        They live on when the scheduler that claimed them dies; their own clocks
+        (``last_seen``) tell when they are lost.
+        """
+        from .models import DjangoJobExecution
+
+        return self.filter(
+            models.Q(status=DjangoJobExecution.QUEUED)
+            | models.Q(status=DjangoJobExecution.SENT, worker_pid__isnull=False)
+        )
 
     def finished(self) -> ExecutionQuerySet:
         from .models import DjangoJobExecution

@@ -12,17 +12,22 @@ from django.conf import settings
 
 from . import registry
 from .database import ensure_schema_ready
+from .executors import configured_executors
 from .jobstores import DjangoJobStore
 
 logger = logging.getLogger("django_apscheduler.runner")
 
 
 def build_scheduler(max_workers: int = 10) -> BlockingScheduler:
-    """A BlockingScheduler in the project's time zone with DjangoJobStore as its default store."""
+    """A BlockingScheduler in the project's time zone with DjangoJobStore as its default store.
+
+    Its executors are the settings' (``executors.configured_executors``): a thread
+    pool of ``max_workers`` threads, and the aliases that hand fires to workers.
+    """
     return BlockingScheduler(
         timezone=settings.TIME_ZONE,
         jobstores={"default": DjangoJobStore()},
-        executors={"default": {"type": "threadpool", "max_workers": max_workers}},
+        executors=configured_executors(max_workers),
     )
 
 

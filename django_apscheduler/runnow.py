@@ -10,6 +10,10 @@ is set, and a scheduler claims it like a due fire (at once on PostgreSQL, within
 the poll interval elsewhere), so a web worker never executes the job itself. When
 no scheduler is alive, the jobs run in a short-lived scheduler of this process, as
 django-apscheduler 0.7 did, and the results say so.
+
+Either way the run goes through the job's executor: a job whose executor hands
+fires to a worker fleet (``executors``) is queued for the workers, and the result
+waited for is the worker's.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
 
-from . import conf, jobstate, operations
+from . import conf, fires, jobstate, operations
+from .executors import ExecutorConfigError, hand_off_executor_for
+from .executors.handoff import HandOffExecutor
 from .fires import wait_for_results
 from .jobstores import DjangoMemoryJobStore
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
@@ -104,8 +112,13 @@ def _submit(scheduler: BackgroundScheduler, job_id: str) -> RunResult:
     run_time = utc_now()
     try:
         job = operations.load_job(job_id)
+        workers = hand_off_executor_for(job.executor)
     except (operations.UnknownJob, jobstate.JobStateError):
         return RunResult(job_id, run_time, None, error=_NOT_RUNNABLE, in_process=True)
+    except ExecutorConfigError as error:
+        return RunResult(job_id, run_time, None, error=str(error))
+    if workers is not None:
+        return _hand_to_workers(job, run_time, workers)
     scheduler.add_job(
         job.func,
         trigger="date",
@@ -121,3 +134,12 @@ def _submit(scheduler: BackgroundScheduler, job_id: str) -> RunResult:
     logger.info("Running job %r now in this process: no scheduler is alive", job_id)
     return RunResult(job_id, run_time, None, in_process=True)
 
+
+def _hand_to_workers(job: Job, run_time: datetime, executor: BaseExecutor) -> RunResult:
+    """No scheduler is alive, but the job's executor sends it to workers: queue it for them from here."""
+    assert isinstance(executor, HandOffExecutor)
+    if not fires.queue_unclaimed(job.id, run_time):
+        return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
+    fires.hand_off(job, [run_time], lambda moment: executor.enqueue(executor.fleet_fire(job, moment)))
+    logger.info("Run of job %r handed to the workers of executor %r (no scheduler is alive)", job.id, job.executor)
+    return RunResult(job.id, run_time, None)

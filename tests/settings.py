@@ -4,6 +4,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent
 DB = os.environ.get("DB", "sqlite")
 
@@ -70,6 +72,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_apscheduler",
 ]
+# Django's tasks framework (the django-tasks backport below Django 6), for the hand-off
+# tests: an immediate backend (the task runs in the enqueuing thread) and, where
+# django-tasks-db is installed (Django 5.2+), the database backend, whose db_worker
+# is the real worker fleet of tests/processes/test_workers.py.
+_IMMEDIATE = ("django.tasks" if django.VERSION >= (6,) else "django_tasks") + ".backends.immediate.ImmediateBackend"
+TASKS = {"immediate": {"BACKEND": _IMMEDIATE, "QUEUES": []}, "default": {"BACKEND": _IMMEDIATE, "QUEUES": []}}
+try:
+    import django_tasks_db  # noqa: F401
+except ImportError:  # the Django 4.2 environment
+    pass
+else:
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS["default"] = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "reports"]}
 STATIC_URL = "/static/"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -26,6 +26,7 @@ STATUS_CLASSES: dict[str, str] = {
     DjangoJobExecution.MISSED: "das-status-skipped",
     DjangoJobExecution.MAX_INSTANCES: "das-status-skipped",
     DjangoJobExecution.SENT: "das-status-running",
+    DjangoJobExecution.QUEUED: "das-status-running",
 }
 STATUS_LABELS = dict(DjangoJobExecution.STATUS_CHOICES)
 

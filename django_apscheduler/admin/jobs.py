@@ -668,12 +668,12 @@ def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
         return messages.SUCCESS, gettext("Job “%(job)s”: Executed in %(duration)s.") % {
             "job": result.job_id,
             "duration": format_seconds(execution.duration) or gettext("an unknown time"),
-        }
+        } + ran_on_worker(execution)
     if execution.status == DjangoJobExecution.ERROR:
         return messages.ERROR, gettext("Job “%(job)s”: Error! %(exception)s") % {
             "job": result.job_id,
             "exception": execution.exception or "",
-        }
+        } + ran_on_worker(execution)
     # Missed!, Max instances! or Lost!: it did not run to an end.
     return messages.WARNING, gettext("Job “%(job)s”: %(status)s") % {
         "job": result.job_id,
@@ -681,3 +681,8 @@ def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:
     }
 
 
+def ran_on_worker(execution: DjangoJobExecution) -> str:
+    """" (on worker host, pid N)" for a fire a worker ran (see executors), else ""."""
+    if execution.worker_pid is None:
+        return ""
+    return " " + gettext("(on worker %(host)s, pid %(pid)s)") % {"host": execution.worker_host, "pid": execution.worker_pid}

@@ -91,11 +91,11 @@ class Command(BaseCommand):
                 failed = True
                 self.stderr.write(f"{result.job_id}: still running when the wait ended; see the admin for its result")
             elif execution.status == DjangoJobExecution.SUCCESS:
-                self.stdout.write(f"{result.job_id}: {execution.status} in {execution.duration} s")
+                self.stdout.write(f"{result.job_id}: {execution.status} in {execution.duration} s{_worker(execution)}")
             else:
                 failed = True
                 detail = f": {execution.exception}" if execution.exception else ""
-                self.stderr.write(f"{result.job_id}: {execution.status}{detail}")
+                self.stderr.write(f"{result.job_id}: {execution.status}{detail}{_worker(execution)}")
         if failed:
             raise CommandError("Not every job ran successfully.", returncode=1)
 
@@ -182,3 +182,8 @@ def _show_lifecycle_logs(verbosity: int) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(level)
+
+
+def _worker(execution: DjangoJobExecution) -> str:
+    """Where a fire handed to workers ran (see executors); "" for one run by a scheduler."""
+    return f" (on worker {execution.worker_host}, pid {execution.worker_pid})" if execution.worker_pid is not None else ""

@@ -1,0 +1,25 @@
+"""Hand-off executors for the tests: they keep what they were given instead of sending it anywhere."""
+
+import threading
+
+from django_apscheduler.executors.handoff import FleetFire, HandOffExecutor
+
+
+class RecordingExecutor(HandOffExecutor):
+    """Keeps every fire it is handed, as a queue would; a test plays the worker."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.sent: list[FleetFire] = []
+        self.sent_event = threading.Event()
+
+    def enqueue(self, fire: FleetFire) -> None:
+        self.sent.append(fire)
+        self.sent_event.set()
+
+
+class BrokerDownExecutor(HandOffExecutor):
+    """A broker that cannot be reached."""
+
+    def enqueue(self, fire: FleetFire) -> None:
+        raise ConnectionError("broker at 127.0.0.1:1 refused the connection")

@@ -1,0 +1,161 @@
+"""Fires handed to a worker fleet: queued once after the claim, started once by a worker, recorded in one row."""
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.test import override_settings
+
+from django_apscheduler import fires
+from django_apscheduler.executors.handoff import FleetFire, task_id_for
+from django_apscheduler.executors.worker import run_fire
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+from tests import jobfuncs
+from tests.fleet import BrokerDownExecutor, RecordingExecutor
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _row(job_id):
+    return DjangoJobExecution.objects.get(job_id=job_id)
+
+
+@pytest.fixture
+def fleet(scheduler_factory):
+    """A running scheduler whose "fleet" executor keeps the fires it is handed."""
+    scheduler = scheduler_factory()
+    executor = RecordingExecutor(queue="reports")
+    scheduler.add_executor(executor, "fleet")
+    scheduler.add_executor(BrokerDownExecutor(), "down")
+    scheduler.start()
+    return scheduler, executor
+
+
+def _queued(scheduler, executor, job_id, func=jobfuncs.noop, **options):
+    scheduler.add_job(func, "date", run_date=datetime.now(timezone.utc), id=job_id, executor="fleet", **options)
+    return wait_until(lambda: next((f for f in executor.sent if f.job_id == job_id), None), message=f"{job_id} handed off")
+
+
+def test_a_fire_is_queued_then_run_once_by_a_worker(fleet, tmp_path):
+    scheduler, executor = fleet
+    log = tmp_path / "calls.log"
+    fire = _queued(scheduler, executor, "report/daily_1\n", func=jobfuncs.record_call, args=[str(log)])
+
+    assert isinstance(fire, FleetFire)
+    assert fire.queue == "reports" and fire.task_id == task_id_for(fire.job_id, fire.run_time)
+    assert fire.run_time.tzinfo == timezone.utc
+    assert _row(fire.job_id).status == DjangoJobExecution.QUEUED
+    assert not log.exists()  # the scheduler did not run it
+    # A finished one-off job is kept (paused) until the worker has loaded it.
+    assert DjangoJob.objects.get(pk=fire.job_id).next_run_time is None
+
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+    # The same message delivered again, or to a second worker: not run twice.
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+
+    assert log.read_text() == "x\n"
+    row = _row(fire.job_id)
+    assert row.status == DjangoJobExecution.SUCCESS
+    assert row.worker_pid == os.getpid() and row.worker_host
+    assert row.started_at is not None and row.duration is not None and row.finished is not None
+    assert len(executor.sent) == 1
+    assert not DjangoJob.objects.filter(pk=fire.job_id).exists()  # its last fire ran: retired
+
+
+def test_the_task_id_is_the_same_for_the_same_fire_only():
+    moment = datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc)
+    assert task_id_for("a", moment) == task_id_for("a", moment.astimezone(timezone(timedelta(hours=2))))
+    assert task_id_for("a", moment) != task_id_for("a", moment + timedelta(microseconds=1))
+    assert task_id_for("a", moment) != task_id_for("b", moment)
+
+
+def test_the_worker_records_the_error_and_traceback(fleet):
+    scheduler, executor = fleet
+    fire = _queued(scheduler, executor, "failing", func=jobfuncs.fail_with, args=["on the worker"])
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.ERROR
+    row = _row("failing")
+    assert row.exception == "ValueError: on the worker"
+    assert "fail_with" in row.traceback
+    assert row.worker_pid == os.getpid()
+
+
+def test_a_coroutine_job_runs_to_completion_on_the_worker(fleet):
+    from tests import asyncjobs
+
+    scheduler, executor = fleet
+    fire = _queued(scheduler, executor, "async", func=asyncjobs.count_with_async_orm, args=["t"])
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+
+
+def test_a_broker_that_is_down_fails_its_fires_only(fleet, tmp_path):
+    scheduler, executor = fleet
+    now = datetime.now(timezone.utc)
+    scheduler.add_job(jobfuncs.noop, "date", run_date=now, id="unlucky", executor="down")
+    fire = _queued(scheduler, executor, "lucky")
+    wait_until(lambda: _row("unlucky").status == DjangoJobExecution.ERROR, message="the refused hand-off recorded")
+    row = _row("unlucky")
+    assert row.exception == "could not be handed to the workers: ConnectionError: broker at 127.0.0.1:1 refused the connection"
+    assert _row("lucky").status == DjangoJobExecution.QUEUED
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+    # A worker that gets a message for the failed fire anyway does not run it.
+    assert run_fire("unlucky", row.run_time.isoformat()) == DjangoJobExecution.ERROR
+
+
+def test_an_unknown_message_runs_nothing():
+    assert run_fire("ghost", "2026-01-01T00:00:00+00:00") == ""
+
+
+def test_a_fire_queued_too_long_is_lost_and_never_runs(fleet, tmp_path):
+    scheduler, executor = fleet
+    log = tmp_path / "calls.log"
+    fire = _queued(scheduler, executor, "stuck", func=jobfuncs.record_call, args=[str(log)])
+    DjangoJobExecution.objects.filter(job_id="stuck").update(last_seen=datetime.now(timezone.utc) - timedelta(seconds=120))
+    with override_settings(APSCHEDULER_HANDOFF_TIMEOUT=60):
+        assert fires.mark_lost() == 1
+    assert _row("stuck").status == DjangoJobExecution.LOST
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.LOST
+    assert not log.exists()
+
+
+def test_a_fire_whose_worker_stopped_beating_is_lost(fleet):
+    scheduler, executor = fleet
+    fire = _queued(scheduler, executor, "orphan")
+    taken = fires.start_on_worker(fire.job_id, fire.run_time)
+    assert taken is not None
+    assert fires.mark_lost() == 0  # its lease is fresh
+    DjangoJobExecution.objects.filter(pk=taken.execution_id).update(last_seen=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert fires.mark_lost() == 1
+    assert _row("orphan").status == DjangoJobExecution.LOST
+
+
+def test_max_instances_counts_fires_queued_and_running_on_workers(fleet):
+    scheduler, executor = fleet
+    scheduler.add_job(jobfuncs.noop, "interval", seconds=1, id="busy", executor="fleet", max_instances=1)
+    wait_until(lambda: executor.sent, message="the first fire")
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="busy", status=DjangoJobExecution.MAX_INSTANCES).exists(),
+        timeout=5,
+        message="the second fire refused",
+    )
+    assert DjangoJobExecution.objects.filter(job_id="busy").on_workers().count() == 1
+    assert len(executor.sent) == 1
+
+
+def test_a_job_whose_executor_is_not_configured_is_flagged_beside_healthy_ones(fleet):
+    scheduler, executor = fleet
+    now = datetime.now(timezone.utc)
+    # Stored by a process that has a "celery-not-configured" executor, due now.
+    scheduler.add_job(jobfuncs.noop, "date", run_date=now + timedelta(hours=1), id="nowhere", executor="fleet")
+    job = scheduler.get_job("nowhere")
+    from django_apscheduler import jobstate
+
+    state = job.__getstate__()
+    state["executor"] = "celery-not-configured"
+    DjangoJob.objects.filter(pk="nowhere").update(next_run_time=now, **jobstate.dump_state(state, job_id="nowhere"))
+    _queued(scheduler, executor, "healthy")
+    scheduler.wakeup()
+    wait_until(lambda: DjangoJob.objects.get(pk="nowhere").broken, message="the job flagged broken")
+    assert "celery-not-configured" in DjangoJob.objects.get(pk="nowhere").broken_reason
+    assert not DjangoJobExecution.objects.filter(job_id="nowhere").exists()
+    assert _row("healthy").status == DjangoJobExecution.QUEUED
