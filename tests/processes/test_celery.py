@@ -12,6 +12,7 @@ writes are checked against what really happened.
 import os
 import signal
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -85,12 +86,15 @@ def test_two_schedulers_hand_every_fire_once_to_three_workers(fleet, cluster):
     fleet.start(3)
     fleet.wait_ready()  # (a loaded machine takes seconds to start a worker)
     start_at = time.time() + 6  # every scheduler adds the same jobs with this first fire
-    cluster.start(2, jobs=jobs, interval=1, start_at=start_at, executor="celery")
+    # A generous max_instances: on a loaded machine the fleet falls seconds behind, and a
+    # fire still queued would refuse the job's next one (cluster-wide max_instances counts
+    # queued fires: a refusal would be right, but this test is about delivery).
+    cluster.start(2, jobs=jobs, interval=1, start_at=start_at, executor="celery", max_instances=30)
     cluster.wait_ready()
     pool = fleet.pool_pids()
     time.sleep(max(0, start_at + run_for - time.time()))
     cluster.stop()
-    settle()
+    settle(timeout=90)  # the fleet works off its backlog
     last_counted = start_at + run_for - 2  # fires before this had ample time to be claimed
 
     rows = DjangoJobExecution.objects.filter(job_id__in=JOB_IDS)
@@ -136,8 +140,13 @@ def test_a_killed_worker_loses_only_its_running_fire(fleet, cluster):
     fleet.start(3)
     fleet.wait_ready()
     start_at = time.time() + 5
-    # 3 jobs every 2 s, each running 1.5 s: about 2.3 of the 3 pool processes busy.
-    cluster.start(2, jobs=3, interval=2, job_sleep=1.5, start_at=start_at, executor="celery", misfire_grace_time=60)
+    # 3 jobs every 2 s, each running 1.5 s: about 2.3 of the 3 pool processes busy. The
+    # killed fire counts as running until it is found Lost!: max_instances 3, so that the
+    # job's next fires are not refused meanwhile.
+    cluster.start(
+        2, jobs=3, interval=2, job_sleep=1.5, start_at=start_at, executor="celery", misfire_grace_time=60,
+        max_instances=3,
+    )
     cluster.wait_ready()
 
     victim = wait_until(
@@ -155,7 +164,7 @@ def test_a_killed_worker_loses_only_its_running_fire(fleet, cluster):
     )
     time.sleep(7)  # the fleet (the pool replaced its process) goes on
     cluster.stop()
-    settle()
+    settle(timeout=60)
 
     rows = DjangoJobExecution.objects.filter(job_id__in=JOB_IDS)
     lost = list(rows.filter(status=DjangoJobExecution.LOST).values_list("job_id", "run_time"))
@@ -166,9 +175,13 @@ def test_a_killed_worker_loses_only_its_running_fire(fleet, cluster):
             job_id=f"job{index:03d}", status=DjangoJobExecution.SUCCESS, run_time__gt=killed_at + timedelta(seconds=2)
         )
         assert later.exists(), f"job{index:03d} stopped running after the kill"
-    # Nothing ran twice, the lost fire included: one call per row, one message per fire.
+    # Nothing ran twice, the lost fire included: one call per executed row (the killed
+    # fire's call happened or not, depending on the instant of the kill), one message per fire.
     calls = cluster.calls()
-    assert sum(calls.values()) == rows.count(), (calls, rows.count())
+    executed = Counter(rows.filter(status=DjangoJobExecution.SUCCESS).values_list("job_id", flat=True))
+    extra = {job: calls[job] - executed[job] for job in set(calls) | set(executed)}
+    assert all(n == 0 for job, n in extra.items() if job != victim.job_id), (calls, executed)
+    assert extra.get(victim.job_id, 0) in (0, 1), (calls, executed)
     received = [message["task_id"] for message in fleet.received()]
     assert len(received) == len(set(received)) == rows.count()
     assert received.count(task_id_for(victim.job_id, victim.run_time)) == 1
@@ -194,7 +207,9 @@ def test_run_now_from_the_admin_runs_on_a_worker_and_shows_its_result(fleet, clu
     row = DjangoJobExecution.objects.get(job_id="job000")
     assert row.status == DjangoJobExecution.SUCCESS, (row.status, shown, fleet.outputs())
     assert row.worker_pid in fleet.pool_pids()
-    assert any(level == messages.SUCCESS and "job000" in text for level, text in shown), shown
+    # The page names the worker that ran it.
+    said = f"(on worker {row.worker_host}, pid {row.worker_pid})"
+    assert any(level == messages.SUCCESS and "job000" in text and said in text for level, text in shown), shown
     assert not any("in this web process" in text for _, text in shown), shown
     assert cluster.calls()["job000"] == 1
     (message,) = fleet.received()

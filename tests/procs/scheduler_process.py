@@ -59,7 +59,7 @@ def add_jobs(scheduler, args):
             start_date=start,
             args=[args.log, job_id, args.job_sleep],
             id=job_id,
-            max_instances=1,
+            max_instances=args.max_instances,
             replace_existing=True,
             **({"executor": args.executor} if args.executor else {}),
         )
@@ -107,6 +107,7 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--misfire-grace-time", type=float, default=30)
+    parser.add_argument("--max-instances", type=int, default=1)
     parser.add_argument("--asyncio", action="store_true")
     parser.add_argument("--coroutine", action="store_true")
     parser.add_argument("--executor", default=None, help="the jobs' executor alias (celery: see add_executor)")

@@ -127,3 +127,13 @@ def test_register_tasks_passes_task_options():
     app = memory_app("late")
     register_tasks(app, acks_late=True)
     assert app.tasks[TASK_NAME].acks_late is True
+
+
+def test_the_settings_build_a_celery_executor_per_alias():
+    from django_apscheduler.executors import build_executor
+
+    executor = build_executor({"type": "celery", "queue": "reports", "backend": "tests.celery_app:app"})
+    assert isinstance(executor, CeleryExecutor) and executor.queue == "reports"
+    from tests import celery_app
+
+    assert executor.app is celery_app.app
