@@ -755,7 +755,7 @@ class Bench:
             self.run_tool(env, ["seed", "--date-jobs", str(n), "--run-at", str(due), "--grace", "3600",
                                 "--executor", backend], db, name, timeout=120)
             proc = self.start(env, db, name, f"hburst_{db}_{backend}", [
-                "--grace", "3600", "--executor", backend, "--handoff-log", str(sent)])
+                "--grace", "3600", "--executor", backend, "--handoff-log", str(sent)], profile=True)
             ready = proc.wait_ready(60)
             last_count, last_progress = 0, max(time.time(), due)
             while True:

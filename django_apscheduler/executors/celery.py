@@ -19,6 +19,8 @@ Each message carries:
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from django.utils.module_loading import import_string
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from celery import Celery
 
 __all__ = ["TASK_NAME", "CeleryExecutor", "load_app", "message_headers"]
+
+logger = logging.getLogger("django_apscheduler.executors.celery")
 
 
 def load_app(spec: Celery | str | None = None) -> Celery:
@@ -79,6 +83,11 @@ class CeleryExecutor(HandOffExecutor):
         super().__init__(queue=queue, backend=backend, **options)
         self._app_spec: Celery | str | None = app if app is not None else backend
         self._app: Celery | None = None
+        # One producer (a broker connection and channel), kept: acquiring one from
+        # Celery's pool for every message halves the rate of a burst. Producers are not
+        # thread-safe, hence the lock (sends would share the connection anyway).
+        self._producer: Any = None
+        self._send_lock = threading.Lock()
 
     @property
     def app(self) -> Celery:
@@ -90,13 +99,35 @@ class CeleryExecutor(HandOffExecutor):
 
     def enqueue(self, fire: FleetFire) -> None:
         options: dict[str, Any] = {"queue": fire.queue} if fire.queue else {}
-        self.app.send_task(
-            TASK_NAME,
-            args=[fire.job_id, fire.run_time_iso],
-            task_id=fire.task_id,
-            headers=message_headers(fire),
-            **options,
-        )
+        with self._send_lock:
+            if self._producer is None:
+                self._producer = self.app.producer_pool.acquire(block=True)
+            try:
+                self.app.send_task(
+                    TASK_NAME,
+                    args=[fire.job_id, fire.run_time_iso],
+                    task_id=fire.task_id,
+                    headers=message_headers(fire),
+                    producer=self._producer,
+                    **options,
+                )
+            except Exception:
+                self._release_producer()  # the next fire starts from a fresh connection
+                raise
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+        with self._send_lock:
+            self._release_producer()
+
+    def _release_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.release()
+        except Exception:  # noqa: BLE001 -- a broken producer's release may fail too; it is dropped either way
+            logger.debug("Could not release a Celery producer", exc_info=True)
 
 
 def message_headers(fire: FleetFire) -> dict[str, str]:

@@ -86,9 +86,26 @@ def test_a_broker_that_refuses_raises_from_enqueue():
     """The hand-off then records the fire's failure; nothing is swallowed here."""
     app = Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
     app.conf.broker_transport_options = {"max_retries": 0}
+    executor = CeleryExecutor(app=app)
     with pytest.raises(Exception) as raised:
-        CeleryExecutor(app=app).enqueue(fire())
-    assert "1" in str(raised.value) or raised.type.__name__ in ("OperationalError", "ConnectionError")
+        executor.enqueue(fire())
+    assert raised.type.__name__ in ("OperationalError", "ConnectionError"), raised
+    assert executor._producer is None  # the next fire starts from a fresh connection
+
+
+def test_one_producer_serves_every_fire_until_shutdown():
+    app = memory_app("kept")
+    executor = CeleryExecutor(app=app)
+    executor.start(mock.Mock(), "celery")
+    for minute in range(3):
+        executor.enqueue(FleetFire("job", RUN_TIME.replace(minute=minute), f"id-{minute}", "job", None, None))
+    kept = executor._producer
+    assert kept is not None
+    executor.enqueue(fire())
+    assert executor._producer is kept
+    assert [read_one(app).headers["id"] for _ in range(4)] == ["id-0", "id-1", "id-2", fire().task_id]
+    executor.shutdown()
+    assert executor._producer is None
 
 
 @pytest.mark.parametrize(
