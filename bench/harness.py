@@ -38,9 +38,10 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 ALL_SCENARIOS = ("addrate", "burst", "lag", "idle", "startup", "live", "multi", "handoff")
-# Executors the hand-off scenario compares: the scheduler's own thread pool, and fires
-# handed to Celery workers through Redis (bench_celery.py).
-HANDOFF_BACKENDS = ("inproc", "celery")
+# Executors the hand-off scenario compares: the scheduler's own thread pool, fires handed
+# to django-tasks-db's database backend (db_worker processes), and to Celery workers
+# through Redis (bench_celery.py).
+HANDOFF_BACKENDS = ("inproc", "tasks", "celery")
 # Scenarios the floor (APScheduler's MemoryJobStore, in-process) runs too; SQLAlchemyJobStore
 # runs in these as well.
 FLOOR_SCENARIOS = ("addrate", "burst", "lag")
@@ -729,11 +730,13 @@ class Bench:
                 lag = dict(self.measured("lag", db, env, repeat) or self.lag(db, env, repeat))
             else:
                 burst = self.handoff_burst(db, env, repeat, backend)
+                if backend == "celery":
+                    burst["send_ceiling_per_s"] = self.send_ceiling(db, env, backend)
                 lag = self.handoff_lag(db, env, repeat, backend)
             lag.pop("lags_ms", None)
             backends[backend] = {
                 "burst": {k: burst.get(k) for k in ("status", "n", "fires", "duplicates", "fires_per_s", "elapsed_s",
-                                                     "first_fire_ms", "error")},
+                                                     "first_fire_ms", "send_ceiling_per_s", "error")},
                 "lag": {k: lag.get(k) for k in ("status", "expected", "executed", "missing", "p50_ms", "p99_ms",
                                                  "max_ms", "workers", "error")},
             }
@@ -783,6 +786,17 @@ class Bench:
             self.flush_redis()
             self.dbs.drop(db, name)
 
+    def send_ceiling(self, db: str, env: str, backend: str) -> float | None:
+        """The broker client's own rate right now: messages sent in a loop, no database, no scheduler."""
+        try:
+            out = self.run_tool(env, ["sendrate", "--messages", str(min(self.args.burst_jobs, 2000))], db, "", 120)
+            return json.loads(out.strip().splitlines()[-1])["per_s"]
+        except (RuntimeError, ValueError, KeyError) as error:
+            log(f"  {backend} send ceiling not measured: {error}")
+            return None
+        finally:
+            self.flush_redis()
+
     def handoff_lag(self, db: str, env: str, repeat: int, backend: str) -> dict:
         """K interval jobs every second handed to --handoff-workers worker processes: scheduled -> started."""
         jobs, duration = self.args.lag_jobs, self.args.lag_duration
@@ -796,7 +810,7 @@ class Bench:
                 "--log", str(calls), "--interval-jobs", str(jobs), "--interval", "1", "--start-at", str(start),
                 "--grace", "30", "--executor", backend])
             ready = proc.wait_ready(60)
-            workers_ready = wait_for_text(workers[1], " ready.", 60)
+            workers_ready = backend != "celery" or wait_for_text(workers[0][1], " ready.", 60)
             self.sleep_until(start + duration + self.args.settle + 1.0, proc)
             proc.stop()
             lags = lags_ms(calls, start, duration)
@@ -810,21 +824,29 @@ class Bench:
                 "error": proc.error_summary(),
             }
         finally:
-            if workers is not None:
-                stop_group(workers[0])
+            for popen, _out in workers or []:
+                stop_group(popen)
             self.flush_redis()
             self.dbs.drop(db, name)
 
-    def start_workers(self, db: str, name: str, backend: str, label: str) -> tuple[subprocess.Popen, Path]:
-        """One Celery worker whose prefork pool has --handoff-workers processes."""
-        out = self.workdir / f"{label}.workers.out"
-        argv = [self.args.ours_python, "-m", "celery", "-A", "bench_celery", "worker", "--pool", "prefork",
-                "--concurrency", str(self.args.handoff_workers), "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "--loglevel", "INFO", "--hostname", f"bench-{os.getpid()}@%h"]
-        with open(out, "w") as output:
-            popen = subprocess.Popen(argv, env=self.env_vars(db, name), stdout=output, stderr=subprocess.STDOUT,
-                                     cwd=BENCH, start_new_session=True)
-        return popen, out
+    def start_workers(self, db: str, name: str, backend: str, label: str) -> list[tuple[subprocess.Popen, Path]]:
+        """--handoff-workers worker processes: one Celery worker with a prefork pool of that many processes,
+        or that many db_worker processes."""
+        if backend == "celery":
+            commands = [["-m", "celery", "-A", "bench_celery", "worker", "--pool", "prefork", "--concurrency",
+                         str(self.args.handoff_workers), "--without-gossip", "--without-mingle", "--without-heartbeat",
+                         "--loglevel", "INFO", "--hostname", f"bench-{os.getpid()}@%h"]]
+        else:
+            commands = [["-m", "django", "db_worker", "--interval", "0.05", "--no-startup-delay", "--queue-name",
+                         "default"]] * self.args.handoff_workers
+        started = []
+        for index, command in enumerate(commands):
+            out = self.workdir / f"{label}.worker{index}.out"
+            with open(out, "w") as output:
+                popen = subprocess.Popen([self.args.ours_python, *command], env=self.env_vars(db, name),
+                                         stdout=output, stderr=subprocess.STDOUT, cwd=BENCH, start_new_session=True)
+            started.append((popen, out))
+        return started
 
     def flush_redis(self) -> None:
         """Delete this run's Redis keys (messages nobody consumed), and only them."""

@@ -640,7 +640,8 @@ def draw_plots(results: dict, plots: Path) -> dict[str, str | None]:
     }
 
 
-HANDOFF_NAMES = {"inproc": "in-process (thread pool)", "celery": "Celery (Redis broker)"}
+HANDOFF_NAMES = {"inproc": "in-process (thread pool)", "tasks": "Django tasks (django-tasks-db)",
+                 "celery": "Celery (Redis broker)"}
 HANDOFF_TARGET = 1_000  # fires/s handed off on PostgreSQL: the "the hand-off is not the bottleneck"
 
 
@@ -658,9 +659,13 @@ scheduler's own thread pool, in the same run:
   executor no worker runs, so this is the rate at which the scheduler claims the fires,
   records them Queued and the broker accepts the messages (the in-process row is the
   burst above: claimed and run). Target: ≥ {HANDOFF_TARGET:,} fires/s handed off on PostgreSQL.
+  Beside it, the broker client's own rate at that moment: Celery's `send_task` of the
+  same message in a loop, without database or scheduler (`scheduler_proc.py sendrate`),
+  the ceiling any hand-off through that client has on this machine.
 - **lag**: {s['lag_jobs']} interval jobs every second for {s['lag_duration']} s, scheduled time → the
   job's first line running; for a hand-off executor, on one of {s.get('handoff_workers', 2)} worker
-  processes (one Celery worker, prefork pool), so it includes the broker round trip and
+  processes (Celery: one worker with a prefork pool of that many; Django tasks: that many
+  `db_worker` processes polling every 0.05 s), so it includes the queue's round trip and
   the worker's taking of the fire (a row update) before the job starts.
 
 Measured {results['meta'].get('date', '')} with `{results['command']}` on {results['meta'].get('nproc')} cores, load
@@ -683,13 +688,16 @@ rather than as absolute capacities.
             verdict = ""
             if backend != "inproc" and db == "postgres" and rate is not None:
                 verdict = "met" if rate >= HANDOFF_TARGET else f"missed ({rate / HANDOFF_TARGET:.2f} of it)"
+            ceiling = med(bursts, "send_ceiling_per_s")
             rows.append([
                 HANDOFF_NAMES[backend], fmt(rate, 0), _to_floor(rate, base_rate),
+                "" if backend == "inproc" else f"{fmt(ceiling, 0)} ({_to_floor(rate, ceiling)})",
                 fmt(med(lags, "p50_ms", True), 1), fmt(med(lags, "p99_ms", True), 1),
                 f"{sum(b.get('duplicates') or 0 for b in bursts)} / {sum(lg.get('missing') or 0 for lg in lags)}",
                 failures(bursts + lags) or verdict,
             ])
-        header = ["executor", "burst: fires/s handed off (in-process: run)", "÷ in-process", "lag p50, ms",
+        header = ["executor", "burst: fires/s handed off (in-process: run)", "÷ in-process",
+                  "broker client alone, messages/s (hand-off ÷ it)", "lag p50, ms",
                   "lag p99, ms", "duplicates / missed fires", "notes"]
         out.append(f"### {DB_NAMES[db]}\n\n{table(header, rows)}")
     return "\n\n".join(out) + "\n"
