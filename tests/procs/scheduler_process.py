@@ -9,7 +9,9 @@ can count executions independently of the database.
 
 It runs until SIGTERM/SIGINT (graceful) or SIGKILL, or for --duration seconds.
 ``--asyncio`` runs an AsyncIOScheduler in ``asyncio.run`` instead of a
-BackgroundScheduler; ``--coroutine`` makes the job a coroutine function.
+BackgroundScheduler; ``--coroutine`` makes the job a coroutine function;
+``--executor tasks`` (or ``celery``) hands the fires to Django tasks (or Celery) workers
+instead of running them.
 """
 
 import argparse
@@ -61,16 +63,8 @@ def add_jobs(scheduler, args):
             id=job_id,
             max_instances=args.max_instances,
             replace_existing=True,
-            **({"executor": args.executor} if args.executor else {}),
+            executor=args.executor,
         )
-
-
-def add_executor(scheduler, args):
-    """``--executor celery``: fires go to Celery workers (tests/celery_app.py) instead of this process's threads."""
-    if args.executor == "celery":
-        from django_apscheduler.executors.celery import CeleryExecutor
-
-        scheduler.add_executor(CeleryExecutor(), "celery")
 
 
 async def run_on_a_loop(args):
@@ -107,10 +101,10 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--misfire-grace-time", type=float, default=30)
-    parser.add_argument("--max-instances", type=int, default=1)
     parser.add_argument("--asyncio", action="store_true")
     parser.add_argument("--coroutine", action="store_true")
-    parser.add_argument("--executor", default=None, help="the jobs' executor alias (celery: see add_executor)")
+    parser.add_argument("--max-instances", type=int, default=1)
+    parser.add_argument("--executor", default="default", help='the jobs\' executor: "default", or a hand-off type ("tasks", "celery")')
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -124,7 +118,10 @@ def main():
 
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"misfire_grace_time": args.misfire_grace_time})
     scheduler.add_jobstore(DjangoJobStore(), "default")
-    add_executor(scheduler, args)
+    if args.executor != "default":  # fires go to a worker fleet (tests/processes/test_workers.py)
+        from django_apscheduler.executors import build_executor
+
+        scheduler.add_executor(build_executor({"type": args.executor}), args.executor)
     scheduler.start()
     add_jobs(scheduler, args)
     print(f"READY {os.getpid()}", flush=True)
