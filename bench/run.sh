@@ -21,10 +21,10 @@ PYTHON="${PYTHON:-python3}"
 VENVS="$BENCH/.venvs"
 PIP_OPTS=(--quiet --disable-pip-version-check --retries 2 --timeout 30)
 
-# The package itself (editable) plus the database drivers, Celery with Redis (the
-# hand-off scenario; it needs Redis on 127.0.0.1:6379), matplotlib and py-spy (the
-# bench extra); it also runs the harness.
-OURS_REQS=("-e" "$ROOT[bench,postgres,mysql,celery]")
+# The package itself (editable) plus the database drivers, the hand-off scenario's
+# queues (Celery with Redis, which must listen on 127.0.0.1:6379; django-tasks with
+# its database backend), matplotlib and py-spy (the bench extra); it also runs the harness.
+OURS_REQS=("-e" "$ROOT[bench,postgres,mysql,celery,tasks]" "django-tasks-db>=0.12")
 # The original, from PyPI. It has the same import name, hence its own environment.
 # SQLAlchemy is for APScheduler's own SQLAlchemyJobStore, the reference store.
 ORIG_REQS=("django-apscheduler==0.7.0" "Django>=4.2,<5.3" "APScheduler>=3.10,<4"
