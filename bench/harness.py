@@ -1263,7 +1263,11 @@ def main() -> None:
     import report
 
     if args.render_only:
-        report.render(json.loads(Path(args.render_only).read_text()))
+        saved = json.loads(Path(args.render_only).read_text())
+        if set(saved["scenarios"]) == {"handoff"}:
+            report.splice_handoff(saved)  # a hand-off run: its section only
+        else:
+            report.render(saved)
         return
     bench = Bench(args)
 
