@@ -375,25 +375,19 @@ def _over_cluster_max_instances(
 
 def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], scheduler_id: int | None) -> None:
     rows = []
-    queued_at = to_db(datetime.now(timezone.utc))
     for candidate in claimed:
         if candidate.job_id in refused:
-            status, last_seen = DjangoJobExecution.MAX_INSTANCES, None
+            status = DjangoJobExecution.MAX_INSTANCES
         elif candidate.hands_off:
-            # Queued now, before the hand-off: if this scheduler dies before it sends
-            # the fire, nobody sends it again; the fire ends Lost! (fires.mark_lost).
-            status, last_seen = DjangoJobExecution.QUEUED, queued_at
+            # Queued now, before the hand-off (which notes when it sent the fire): if
+            # this scheduler dies before it sends the fire, nobody sends it again; the
+            # fire ends Lost! (fires.mark_lost).
+            status = DjangoJobExecution.QUEUED
         else:
-            status, last_seen = DjangoJobExecution.SENT, None
+            status = DjangoJobExecution.SENT
         for run_time in candidate.run_times:
             rows.append(
-                DjangoJobExecution(
-                    job_id=candidate.job_id,
-                    run_time=to_db(run_time),
-                    status=status,
-                    scheduler_id=scheduler_id,
-                    last_seen=last_seen,
-                )
+                DjangoJobExecution(job_id=candidate.job_id, run_time=to_db(run_time), status=status, scheduler_id=scheduler_id)
             )
         if candidate.job_id in refused:
             logger.warning(

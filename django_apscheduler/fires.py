@@ -30,9 +30,13 @@ A job whose executor hands fires to a worker fleet (``executors.handoff``) takes
 another path after the claim, which wrote its fires "Queued":
 
 - **hand-off** (``hand_off``, in the scheduler): after the claim committed, each
-  fire is sent once; one that cannot be sent ends Error! at once. Nobody sends a
-  fire again: a scheduler that dies mid-hand-off leaves it Queued, and a Queued
-  fire that no worker starts within ``APSCHEDULER_HANDOFF_TIMEOUT`` ends Lost!.
+  fire is sent once, and the time it was sent noted (``last_seen``, through the
+  history writer); one that cannot be sent ends Error! at once. Nobody sends a
+  fire again: one its scheduler died before noting as sent ends Lost! once the
+  scheduler is found dead, and a fire sent that no worker starts within
+  ``APSCHEDULER_HANDOFF_TIMEOUT`` ends Lost! too. (A fire sent just before its
+  scheduler died, but not noted yet, may thus end Lost! while its message is
+  queued: the worker's compare-and-set then refuses it, so it never runs.)
 - **start on a worker** (``start_on_worker``): a compare-and-set from Queued to
   started, so a message delivered twice, or to two workers, runs once. The row
   then names the worker (host, pid), whose process renews ``last_seen`` while it
@@ -230,6 +234,10 @@ class Fires:
         # APScheduler's one lookup (private); raises KeyError for an unknown alias,
         # which the claim takes as this job's error, like one in its state.
         return bool(getattr(self._scheduler._lookup_executor(job.executor), "hands_off_fires", False))
+
+    def note_sent(self, job_id: str, run_time: datetime) -> None:
+        """A Queued fire was handed to the workers: note when (batched by the history writer)."""
+        self._submit(history_writer.sent(job_id, to_db(run_time), db_now()))
 
     def _release_dead_peers(self, peer_ids: set[int]) -> set[int]:
         """Peers among these whose session or process is gone: their unfinished fires end as Lost!."""
@@ -578,7 +586,13 @@ def lost_fires(now: datetime | None = None) -> QuerySet[DjangoJobExecution]:
 
 
 def _lost_in_dead_schedulers(now: datetime | None) -> Q:
-    return Q(status=DjangoJobExecution.SENT, worker_pid__isnull=True, scheduler__in=SchedulerInstance.objects.silent(now))
+    """Fires running inside a dead scheduler, or queued by it and never sent."""
+    return (Q(status=DjangoJobExecution.SENT, worker_pid__isnull=True) | _unsent) & Q(
+        scheduler__in=SchedulerInstance.objects.silent(now)
+    )
+
+
+_unsent = Q(status=DjangoJobExecution.QUEUED, last_seen__isnull=True)
 
 
 def _lost_on_workers(now: datetime | None) -> Q:
@@ -598,28 +612,33 @@ def mark_lost(now: datetime | None = None, among: set[int] | None = None) -> int
     """Give the lost fires their final status, Lost!; return how many.
 
     A fire is lost when it ran inside a scheduler that died (found dead by a peer,
-    or silent for ``APSCHEDULER_HEARTBEAT_TIMEOUT``); when it ran on a worker whose
-    lease was not renewed for that long (the worker died); or when it was queued
-    for workers and none started it within ``APSCHEDULER_HANDOFF_TIMEOUT``.
+    or silent for ``APSCHEDULER_HEARTBEAT_TIMEOUT``), or was queued by it and not
+    sent yet; when it ran on a worker whose lease was not renewed for that long
+    (the worker died); or when it was sent to workers and none started it within
+    ``APSCHEDULER_HANDOFF_TIMEOUT``.
 
     ``among``: the ids of schedulers just found dead (one plain UPDATE by id, cheap
-    inside a claim), whose in-process fires only are lost: fires handed to workers
-    outlive the scheduler that claimed them.
+    inside a claim). Fires they sent to workers outlive them.
     """
     if among is not None:
         return _mark(
-            DjangoJobExecution.objects.in_schedulers().filter(scheduler_id__in=among),
-            "their scheduler died (killed or crashed) before they finished",
+            DjangoJobExecution.objects.filter(
+                Q(status=DjangoJobExecution.SENT, worker_pid__isnull=True) | _unsent, scheduler_id__in=among
+            ),
+            "their scheduler died (killed or crashed) before they finished, or before it sent them to the workers",
         )
     return (
-        _mark(DjangoJobExecution.objects.filter(_lost_in_dead_schedulers(now)), "their scheduler died (killed or crashed) before they finished")
+        _mark(
+            DjangoJobExecution.objects.filter(_lost_in_dead_schedulers(now)),
+            "their scheduler died (killed or crashed) before they finished, or before it sent them to the workers",
+        )
         + _mark(
             DjangoJobExecution.objects.filter(_lost_on_workers(now)),
             "the worker running them stopped renewing its lease (killed or crashed)",
         )
         + _mark(
             DjangoJobExecution.objects.filter(_lost_in_queue(now)),
-            "no worker started them within APSCHEDULER_HANDOFF_TIMEOUT of their hand-off",
+            "no worker started them within APSCHEDULER_HANDOFF_TIMEOUT of being sent",
         )
     )
 
@@ -636,15 +655,23 @@ def _mark(fires: QuerySet[DjangoJobExecution], why: str) -> int:
 _WORKER_HOST = socket.gethostname()[:255]
 
 
-def hand_off(job: Job, run_times: list[datetime], send: Callable[[datetime], None], *, stored: bool = True) -> None:
+def hand_off(
+    job: Job,
+    run_times: list[datetime],
+    send: Callable[[datetime], None],
+    *,
+    stored: bool = True,
+    note_sent: Callable[[str, datetime], None] | None = None,
+) -> None:
     """Send each claimed (Queued) fire of ``job`` to the workers, once; call only after the claim committed.
 
-    ``send(run_time)`` enqueues one fire. A fire too late for the job's
-    ``misfire_grace_time`` is Missed! without being sent, as APScheduler's own
-    executors do; one whose sending raises (the broker is down) ends Error! with
-    the reason, and the job's other fires and the other jobs go on. ``stored``:
-    whether the job is in ``DjangoJobStore``, where workers load it from; any
-    other job's fires end Error!.
+    ``send(run_time)`` enqueues one fire; ``note_sent(job_id, run_time)`` then
+    notes it sent (the scheduler's ``Fires.note_sent`` batches that; by default it
+    is written at once). A fire too late for the job's ``misfire_grace_time`` is
+    Missed! without being sent, as APScheduler's own executors do; one whose
+    sending raises (the broker is down) ends Error! with the reason, and the job's
+    other fires and the other jobs go on. ``stored``: whether the job is in
+    ``DjangoJobStore``, where workers load it from; any other job's fires end Error!.
     """
     if not stored:
         _refuse_unstored(job.id, run_times)
@@ -660,6 +687,13 @@ def hand_off(job: Job, run_times: list[datetime], send: Callable[[datetime], Non
             reason = f"could not be handed to the workers: {type(error).__name__}: {error}"
             logger.exception("Job %r %s; its fire at %s is recorded as Error!", job.id, reason, run_time)
             _end_queued(job.id, run_time, status=DjangoJobExecution.ERROR, exception=_clip(reason))
+            continue
+        (note_sent or _note_sent_now)(job.id, run_time)
+
+
+def _note_sent_now(job_id: str, run_time: datetime) -> None:
+    write = history_writer.sent(job_id, to_db(run_time), db_now())
+    run_with_retry(lambda: history_writer.apply_writes([write]), "noting a fire sent", attempts=history_writer.CALLER_THREAD_ATTEMPTS)
 
 
 def _refuse_unstored(job_id: str, run_times: list[datetime]) -> None:
@@ -697,6 +731,7 @@ def _end_queued(job_id: str, run_time: datetime, **fields: Any) -> int:
     return run_with_retry(
         lambda: DjangoJobExecution.objects.of_fire(job_id, run_time).filter(status=DjangoJobExecution.QUEUED).update(**fields),
         "recording a hand-off outcome",
+        attempts=history_writer.CALLER_THREAD_ATTEMPTS,
     )
 
 
@@ -728,6 +763,7 @@ def start_on_worker(job_id: str, run_time: datetime) -> WorkerFire | None:
             last_seen=to_db(started),
         ),
         "starting a fire on a worker",
+        attempts=history_writer.CALLER_THREAD_ATTEMPTS,
     )
     if not taken:
         return None

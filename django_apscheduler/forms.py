@@ -67,10 +67,32 @@ class ScheduleForm(forms.Form):
         max_value=MAX_MISFIRE_GRACE_TIME,
         help_text=_("Seconds a late fire may still run; empty means however late."),
     )
+    executor = forms.ChoiceField(
+        label=_("Executor"),
+        required=False,
+        help_text=_(
+            "Where its fires run: “default” is the scheduler's own threads, unless APSCHEDULER_DEFAULT_EXECUTOR "
+            "says otherwise; the other aliases hand them to a worker fleet (APSCHEDULER_EXECUTORS)."
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .executors import configured_aliases
+
+        super().__init__(*args, **kwargs)
+        aliases = configured_aliases()
+        current = self.initial.get("executor")
+        if current and current not in aliases:  # configured on the schedulers, not in this process: kept
+            aliases.append(current)
+        executor_field = self.fields["executor"]
+        assert isinstance(executor_field, forms.ChoiceField)  # declared above; fields holds a copy
+        executor_field.choices = [(alias, alias) for alias in aliases]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         assert data is not None  # Form.clean returns cleaned_data; only an override may return None
+        # Not posted (an older form): the job keeps its executor.
+        data["executor"] = data.get("executor") or self.initial.get("executor") or "default"
         kind = data.get("kind", "")
         builder = {"cron": self._cron, "interval": self._interval, "date": self._date}.get(kind)
         if builder is not None:
@@ -133,6 +155,7 @@ class ScheduleForm(forms.Form):
             "max_instances": details.get("max_instances", 1),
             "coalesce": details.get("coalesce", False),
             "misfire_grace_time": details.get("misfire_grace_time"),
+            "executor": details.get("executor") or "default",
         }
         schedule = details.get("schedule") or {}
         kind = schedule.get("kind")

@@ -10,12 +10,13 @@ number. Under light load a batch holds one write and goes out at once; under
 heavy load batches grow by themselves (group commit), so there is no delay to
 tune.
 
-Three kinds of write, applied in this order within a batch:
+Four kinds of write, applied in this order within a batch:
 
 - ``start``: a "Started execution" row, inserted unless the fire already has a row
   (the row may already hold the fire's result: a start never overwrites one);
 - ``final``: the fire's final status and fields, updating its row or creating it;
-- ``forget``: delete the fire's row (a success of a failures-only job).
+- ``forget``: delete the fire's row (a success of a failures-only job);
+- ``sent``: note when a Queued fire was handed to the workers (``fires.hand_off``).
 
 The rows are unique on (job, run_time); every write is keyed by it.
 
@@ -54,7 +55,7 @@ CALLER_THREAD_ATTEMPTS = 8
 
 
 class Write(NamedTuple):
-    kind: str  # "start", "final" or "forget"
+    kind: str  # "start", "final", "forget" or "sent"
     job_id: str
     run_time: datetime  # as stored (see timezones.to_db)
     fields: dict[str, Any]
@@ -70,6 +71,10 @@ def final(job_id: str, run_time: datetime, **fields: Any) -> Write:
 
 def forget(job_id: str, run_time: datetime) -> Write:
     return Write("forget", job_id, run_time, {})
+
+
+def sent(job_id: str, run_time: datetime, at: datetime) -> Write:
+    return Write("sent", job_id, run_time, {"last_seen": at})
 
 
 _STOP = object()
@@ -209,9 +214,12 @@ def apply_writes(writes: Iterable[Write]) -> None:
     starts: dict[tuple[str, datetime], Write] = {}
     finals: dict[tuple[str, datetime], Write] = {}
     forgets: dict[tuple[str, datetime], Write] = {}
+    sends: dict[tuple[str, datetime], Write] = {}
     for write in writes:
         key = (write.job_id, write.run_time)
-        if write.kind == "start":
+        if write.kind == "sent":
+            sends.setdefault(key, write)
+        elif write.kind == "start":
             starts.setdefault(key, write)
         elif write.kind == "final":
             forgets.pop(key, None)
@@ -226,6 +234,8 @@ def apply_writes(writes: Iterable[Write]) -> None:
             _upsert_finals(finals.values())
         if forgets:
             _delete_rows(forgets.keys())
+        if sends:
+            _note_sends(sends.values())
 
 
 def _row(write: Write) -> DjangoJobExecution:
@@ -266,3 +276,17 @@ def _delete_rows(keys: Iterable[tuple[str, datetime]]) -> None:
         by_run_time.setdefault(run_time, []).append(job_id)
     for run_time, job_ids in by_run_time.items():
         DjangoJobExecution.objects.filter(run_time=run_time, job_id__in=job_ids).delete()
+
+
+def _note_sends(writes: Iterable[Write]) -> None:
+    # Only a fire still Queued and not noted yet: a worker may have started it already.
+    # One UPDATE per run time: jobs due together share theirs.
+    by_run_time: dict[datetime, list[str]] = {}
+    moment: dict[datetime, datetime] = {}
+    for write in writes:
+        by_run_time.setdefault(write.run_time, []).append(write.job_id)
+        moment[write.run_time] = write.fields["last_seen"]
+    for run_time, job_ids in by_run_time.items():
+        DjangoJobExecution.objects.filter(
+            run_time=run_time, job_id__in=job_ids, status=DjangoJobExecution.QUEUED, last_seen__isnull=True
+        ).update(last_seen=moment[run_time])

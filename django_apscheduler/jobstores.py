@@ -75,6 +75,11 @@ class _JoinsItsScheduler:
         membership = self._membership
         return membership.fires if membership is not None and membership.joined else self._standalone_fires
 
+    @property
+    def fires(self) -> Fires:
+        """The owner of this store's fires (``fires.Fires``), for executors that hand them off."""
+        return self._fires
+
     def _join(self, membership: Membership) -> None:
         self._leave()  # started again: after a failed start, or on another scheduler
         self._membership = membership

@@ -173,8 +173,8 @@ class DjangoJobExecution(models.Model):
         null=True,
         blank=True,
         help_text=_(
-            "A fire handed to workers: when it was queued, then the last heartbeat of the worker running it. "
-            "Too old means the fire is lost."
+            "A fire handed to workers: when it was sent to them, then the last heartbeat of the worker running "
+            "it. Too old means the fire is lost."
         ),
     )
 

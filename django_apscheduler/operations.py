@@ -134,11 +134,20 @@ def require_jobs(job_ids: list[str]) -> None:
             raise UnknownJob(job_id)
 
 
-def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool, misfire_grace_time: int | None) -> datetime | None:
+def reschedule(
+    job_id: str,
+    trigger: Any,
+    *,
+    max_instances: int,
+    coalesce: bool,
+    misfire_grace_time: int | None,
+    executor: str | None = None,
+) -> datetime | None:
     """Give a stored job a new trigger and options; return its new next run time.
 
     A paused job stays paused (None is returned): resuming it applies the new
-    trigger. An active job whose new trigger has no further fire is kept, paused
+    trigger. ``executor``: a new executor alias (None keeps the job's). An active
+    job whose new trigger has no further fire is kept, paused
     (None is returned too): nothing is deleted without being asked. Running
     schedulers obey the change live (the column is the truth). Options out of
     range, or a trigger whose next fire lies past what a date-time holds, raise
@@ -160,6 +169,8 @@ def reschedule(job_id: str, trigger: Any, *, max_instances: int, coalesce: bool,
         misfire_grace_time=misfire_grace_time,
         next_run_time=next_run_time,
     )
+    if executor is not None:
+        state["executor"] = executor
     columns = jobstate.dump_state(state, job_id=job_id)
     DjangoJob.objects.filter(pk=job_id).update(next_run_time=to_db(next_run_time), **columns)
     return next_run_time
@@ -185,6 +196,7 @@ def create_job(
     coalesce: bool = False,
     misfire_grace_time: int | None = None,
     paused: bool = False,
+    executor: str = "default",
 ) -> datetime | None:
     """Store a new job (raises APScheduler's ConflictingIdError if the id is taken); return its next run time.
 
@@ -202,7 +214,7 @@ def create_job(
         args=tuple(args),
         kwargs=dict(kwargs),
         trigger=trigger,
-        executor="default",
+        executor=executor,
         name=name or None,
         misfire_grace_time=misfire_grace_time,
         coalesce=coalesce,

@@ -81,7 +81,7 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
-make_venv .venv test,test-workers,lint
+make_venv .venv test,tasks-db,lint
 make_venv .venv-django42 test "Django>=4.2,<5.0"
 
 echo "=== ruff and mypy ==="

@@ -26,7 +26,12 @@ from ..util import get_local_dt_format
 from .common import STATUS_LABELS, format_seconds
 
 # The options the schedule editor sets, with the words the messages use for them.
-EDITED_OPTIONS = (("max_instances", "max instances"), ("coalesce", "coalesce"), ("misfire_grace_time", "misfire grace time"))
+EDITED_OPTIONS = (
+    ("max_instances", "max instances"),
+    ("coalesce", "coalesce"),
+    ("misfire_grace_time", "misfire grace time"),
+    ("executor", "executor"),
+)
 
 
 def _when(moment: datetime | None) -> str:

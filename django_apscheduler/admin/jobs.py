@@ -156,6 +156,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                     max_instances=data["max_instances"],
                     coalesce=data["coalesce"],
                     misfire_grace_time=data["misfire_grace_time"],
+                    executor=data["executor"],
                 )
             except ValueError as error:  # JobStateError, or a row that no longer loads: nothing was written
                 self.message_user(request, str(error), messages.ERROR)
@@ -308,6 +309,7 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
                     coalesce=data["coalesce"],
                     misfire_grace_time=data["misfire_grace_time"],
                     paused=paused,
+                    executor=data["executor"],
                 )
             except ConflictingIdError:
                 form.add_error("job_id", gettext("A job with this id exists already."))

@@ -19,13 +19,16 @@ import uuid
 from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
 
 from .. import fires
 from ..asyncio_support import off_the_loop
+
+if TYPE_CHECKING:
+    from ..jobstores import DjangoJobStore
 
 __all__ = ["FleetFire", "HandOffExecutor", "task_id_for"]
 
@@ -99,24 +102,28 @@ class HandOffExecutor(BaseExecutor):
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         # On an AsyncIOScheduler this runs on the event loop, where Django refuses
         # queries (a database-backed queue is one): off the loop, then.
+        store = self._django_store(job)
         off_the_loop(
             fires.hand_off,
             job,
             run_times,
             lambda run_time: self.enqueue(self.fleet_fire(job, run_time)),
-            stored=self._stored_in_database(job),
+            stored=store is not None,
+            note_sent=store.fires.note_sent if store is not None else None,
         )
 
-    def _stored_in_database(self, job: Job) -> bool:
+    def _django_store(self, job: Job) -> DjangoJobStore | None:
+        """The job's store, if it is a DjangoJobStore (the workers load the job from the database)."""
         from ..jobstores import DjangoJobStore
 
         if self._scheduler is None:
-            return False
+            return None
         try:
+            # APScheduler's one lookup (private), as for executors.
             store = self._scheduler._lookup_jobstore(job._jobstore_alias)
         except KeyError:
-            return False
-        return isinstance(store, DjangoJobStore)
+            return None
+        return store if isinstance(store, DjangoJobStore) else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(queue={self.queue!r}, backend={self.backend!r})>"

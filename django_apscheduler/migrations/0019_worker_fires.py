@@ -28,6 +28,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='djangojobexecution',
             name='last_seen',
-            field=models.DateTimeField(blank=True, help_text='A fire handed to workers: when it was queued, then the last heartbeat of the worker running it. Too old means the fire is lost.', null=True),
+            field=models.DateTimeField(blank=True, help_text='A fire handed to workers: when it was sent to them, then the last heartbeat of the worker running it. Too old means the fire is lost.', null=True),
         ),
     ]

@@ -1,5 +1,11 @@
-"""The demo site: SQLite with Django's default settings, the admin, and django_apscheduler."""
+"""The demo site: SQLite with Django's default settings, the admin, and django_apscheduler.
 
+With DEMO_WORKERS=1 in the environment (``./scripts/demo.sh --workers``) the jobs'
+fires are handed to a worker fleet: Django tasks with its database backend, whose
+``manage.py db_worker`` runs them.
+"""
+
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,3 +68,11 @@ LOGGING = {
         "reports": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+if os.environ.get("DEMO_WORKERS") == "1":
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    # Every job (they are declared without an executor) goes to the workers.
+    APSCHEDULER_EXECUTORS = {"tasks": {"type": "tasks"}}
+    APSCHEDULER_DEFAULT_EXECUTOR = "tasks"
+    LOGGING["loggers"]["django_tasks_db"] = {"handlers": ["console"], "level": "INFO", "propagate": False}

@@ -106,6 +106,32 @@ def test_an_unknown_message_runs_nothing():
     assert run_fire("ghost", "2026-01-01T00:00:00+00:00") == ""
 
 
+def test_a_fire_is_noted_as_sent_once_it_was_handed_off(fleet):
+    scheduler, executor = fleet
+    fire = _queued(scheduler, executor, "noted")
+    wait_until(lambda: _row("noted").last_seen is not None, message="the send noted")
+    assert _row("noted").status == DjangoJobExecution.QUEUED
+    assert fires.mark_lost() == 0  # sent, waiting for a worker: not lost
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
+
+
+def test_a_fire_its_dead_scheduler_never_sent_is_lost_and_never_runs(fleet, tmp_path):
+    from django_apscheduler.models import SchedulerInstance
+
+    scheduler, executor = fleet
+    log = tmp_path / "calls.log"
+    fire = _queued(scheduler, executor, "unsent", func=jobfuncs.record_call, args=[str(log)])
+    wait_until(lambda: _row("unsent").last_seen is not None, message="the send noted")
+    # As if its scheduler had died between the claim and the send: Queued, never noted as sent.
+    dead = SchedulerInstance.objects.create(host="gone", pid=1, started=datetime.now(timezone.utc), last_heartbeat=datetime.now(timezone.utc))
+    DjangoJobExecution.objects.filter(job_id="unsent").update(last_seen=None, scheduler=dead)
+    assert fires.mark_lost() == 0  # its scheduler still looks alive
+    assert fires.mark_lost(among={dead.pk}) == 1
+    assert _row("unsent").status == DjangoJobExecution.LOST
+    assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.LOST  # a message sent anyway: refused
+    assert not log.exists()
+
+
 def test_a_fire_queued_too_long_is_lost_and_never_runs(fleet, tmp_path):
     scheduler, executor = fleet
     log = tmp_path / "calls.log"
@@ -159,3 +185,42 @@ def test_a_job_whose_executor_is_not_configured_is_flagged_beside_healthy_ones(f
     assert "celery-not-configured" in DjangoJob.objects.get(pk="nowhere").broken_reason
     assert not DjangoJobExecution.objects.filter(job_id="nowhere").exists()
     assert _row("healthy").status == DjangoJobExecution.QUEUED
+
+
+def test_concurrent_deliveries_of_one_fire_run_it_once(fleet, tmp_path):
+    """Two workers (threads here, each with its own connection) get the same message at the same moment."""
+    import threading
+
+    from django.db import connections
+
+    scheduler, executor = fleet
+    log = tmp_path / "calls.log"
+    fire = _queued(scheduler, executor, "raced", func=jobfuncs.record_call, args=[str(log)])
+    barrier = threading.Barrier(4)
+    statuses = []
+
+    def deliver():
+        barrier.wait()
+        try:
+            statuses.append(run_fire(fire.job_id, fire.run_time_iso))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert log.read_text() == "x\n"
+    assert statuses.count(DjangoJobExecution.SUCCESS) >= 1 and len(statuses) == 4
+    assert _row("raced").status == DjangoJobExecution.SUCCESS
+
+
+@override_settings(APSCHEDULER_EXECUTORS={"tasks": {"type": "tasks", "backend": "immediate"}})
+def test_apscheduler_start_builds_its_scheduler_with_the_configured_executors():
+    from django_apscheduler.executors.tasks import DjangoTasksExecutor
+    from django_apscheduler.runner import build_scheduler
+
+    scheduler = build_scheduler(max_workers=3)
+    assert set(scheduler._executors) == {"default", "tasks"}
+    assert isinstance(scheduler._executors["tasks"], DjangoTasksExecutor)

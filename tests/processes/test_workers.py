@@ -175,13 +175,14 @@ def test_a_worker_killed_mid_run_loses_that_fire_only(cluster, fleet, tmp_path):
         timeout=20,
         message="the long job started on a worker",
     )
+    killed_at = time.time()
     os.kill(sleeper.worker_pid, signal.SIGKILL)
     wait_until(
         lambda: DjangoJobExecution.objects.get(pk=sleeper.pk).status == DjangoJobExecution.LOST,
         timeout=15,
         message="the killed worker's fire marked Lost!",
     )
-    killed_at = time.time()
+    print(f"killed worker's fire Lost! after {time.time() - killed_at:.1f} s (heartbeat timeout 3 s)")
     time.sleep(max(0, killed_at + 3 - time.time()))  # the other worker goes on meanwhile
     cluster.stop()
     others = DjangoJobExecution.objects.exclude(job_id="sleeper")
