@@ -652,7 +652,7 @@ def handoff_section(results: dict) -> str:
     s = results["settings"]
     out = [f"""## Hand-off to a worker fleet
 
-Fires handed to workers (`executors.tasks` and `executors.celery`; docs/scaling-out-celery.md)
+Fires handed to workers (`executors.tasks` and `executors.celery`; docs/scaling-out.md)
 beside the scheduler's own thread pool, in the same run:
 
 - **burst**: {s['burst_jobs']:,} date jobs due at one instant, one scheduler; for a hand-off
