@@ -9,6 +9,7 @@ to run is noted with the id and headers it received, so the rows the package
 writes are checked against what really happened.
 """
 
+import math
 import os
 import signal
 import time
@@ -91,6 +92,10 @@ def test_two_schedulers_hand_every_fire_once_to_three_workers(fleet, cluster):
     # queued fires: a refusal would be right, but this test is about delivery).
     cluster.start(2, jobs=jobs, interval=1, start_at=start_at, executor="celery", max_instances=30)
     cluster.wait_ready()
+    # Jobs added after their start date skip the fires already past (APScheduler's rule): on
+    # a loaded machine a scheduler may be that late, so count from the first fire after both
+    # had added the jobs (they say READY once they have).
+    first_counted = max(0, math.ceil(time.time() - start_at))
     pool = fleet.pool_pids()
     time.sleep(max(0, start_at + run_for - time.time()))
     cluster.stop()
@@ -104,8 +109,9 @@ def test_two_schedulers_hand_every_fire_once_to_three_workers(fleet, cluster):
     expected = [
         (f"job{i:03d}", datetime.fromtimestamp(start_at + k, tz=UTC))
         for i in range(jobs)
-        for k in range(int(last_counted - start_at) + 1)
+        for k in range(first_counted, int(last_counted - start_at) + 1)
     ]
+    assert len(expected) >= jobs * 12, "the schedulers started too late for this test to say much"
     missing = [fire for fire in expected if fire not in executed]
     assert missing == [], f"{len(missing)} missed fires, e.g. {missing[:5]}"
 
