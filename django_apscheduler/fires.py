@@ -627,19 +627,12 @@ def mark_lost(now: datetime | None = None, among: set[int] | None = None) -> int
             ),
             "their scheduler died (killed or crashed) before they finished, or before it sent them to the workers",
         )
-    return (
-        _mark(
-            DjangoJobExecution.objects.filter(_lost_in_dead_schedulers(now)),
-            "their scheduler died (killed or crashed) before they finished, or before it sent them to the workers",
-        )
-        + _mark(
-            DjangoJobExecution.objects.filter(_lost_on_workers(now)),
-            "the worker running them stopped renewing its lease (killed or crashed)",
-        )
-        + _mark(
-            DjangoJobExecution.objects.filter(_lost_in_queue(now)),
-            "no worker started them within APSCHEDULER_HANDOFF_TIMEOUT of being sent",
-        )
+    # One UPDATE for the three ways (a scheduler's heartbeat runs this every few seconds).
+    return _mark(
+        lost_fires(now),
+        "their scheduler died (killed or crashed) before they finished or before it sent them to the workers, "
+        "the worker running them stopped renewing its lease, or no worker started them within "
+        "APSCHEDULER_HANDOFF_TIMEOUT of being sent",
     )
 
 

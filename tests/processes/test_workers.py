@@ -121,7 +121,7 @@ def store_jobs(cluster, count, first, **options):
     return job_ids
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(400)
 def test_two_schedulers_and_three_workers_run_every_fire_once_on_a_worker(cluster, fleet):
     jobs, run_for = 20, 20
     fleet.start(3)
@@ -137,9 +137,10 @@ def test_two_schedulers_and_three_workers_run_every_fire_once_on_a_worker(cluste
     rows = DjangoJobExecution.objects.filter(job_id__in=job_ids)
     # On a loaded machine the schedulers may be behind the clock: wait until they
     # claimed the last fire counted, rather than count what they had no time to claim.
-    wait_until(lambda: rows.filter(run_time=expected[-1]).count() == jobs, timeout=60, message="the last fires claimed")
+    wait_until(lambda: rows.filter(run_time=expected[-1]).count() == jobs, timeout=90, message="the last fires claimed")
     cluster.stop()  # the schedulers stop; the workers finish what is queued
-    wait_until(lambda: not rows.unfinished().exists(), timeout=60, message="the queue drained")
+    # Seconds on an idle machine; a loaded one (other test runs beside this one) lags far more.
+    wait_until(lambda: not rows.unfinished().exists(), timeout=150, message="the queue drained")
 
     recorded = {(r.job_id, r.run_time) for r in rows}
     missing = [(job, t) for job in job_ids for t in expected if (job, t) not in recorded]
@@ -167,7 +168,9 @@ def test_two_schedulers_and_three_workers_run_every_fire_once_on_a_worker(cluste
 def test_a_worker_killed_mid_run_loses_that_fire_only(cluster, fleet, tmp_path):
     fleet.start(2)
     start_at = time.time() + 5
-    cluster.start(1, jobs=4, interval=1.0, start_at=start_at, executor="tasks")
+    # One worker is taken by the long job: the other may fall behind on a busy machine,
+    # which is no reason to refuse fires here (max_instances has tests of its own).
+    cluster.start(1, jobs=4, interval=1.0, start_at=start_at, executor="tasks", max_instances=100)
     cluster.wait_ready()
     _add_sleeper(cluster, start_at)
     sleeper = wait_until(
