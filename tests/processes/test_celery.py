@@ -43,7 +43,9 @@ def fleet(subprocess_env, tmp_path):
     env.update(
         APSCHEDULER_POLL_INTERVAL="1",
         APSCHEDULER_HEARTBEAT_INTERVAL="0.5",
-        APSCHEDULER_HEARTBEAT_TIMEOUT="3",
+        # Short, so a killed worker's fire is found Lost! within seconds; not shorter, so
+        # a scheduler or worker starved of CPU on a loaded machine is not taken for dead.
+        APSCHEDULER_HEARTBEAT_TIMEOUT="6",
     )
     fleet = CeleryFleet(env=env, workdir=tmp_path)
     yield fleet
@@ -147,11 +149,11 @@ def test_a_killed_worker_loses_only_its_running_fire(fleet, cluster):
     fleet.wait_ready()
     start_at = time.time() + 5
     # 3 jobs every 2 s, each running 1.5 s: about 2.3 of the 3 pool processes busy. The
-    # killed fire counts as running until it is found Lost!: max_instances 3, so that the
-    # job's next fires are not refused meanwhile.
+    # killed fire counts as running until it is found Lost!, and a loaded machine queues
+    # fires for seconds: a generous max_instances, so that no next fire is refused meanwhile.
     cluster.start(
         2, jobs=3, interval=2, job_sleep=1.5, start_at=start_at, executor="celery", misfire_grace_time=60,
-        max_instances=3,
+        max_instances=10,
     )
     cluster.wait_ready()
 
