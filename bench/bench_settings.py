@@ -55,3 +55,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# The hand-off scenario's Celery app (bench_celery.py); imported only by Celery executors.
+APSCHEDULER_CELERY_APP = "bench_celery:app"
+
+# The hand-off scenario's Django tasks backend: django-tasks-db's database backend
+# (its db_worker processes take the fires), where it is installed (this package's
+# environment; 0.7.0's has none).
+try:
+    import django_tasks_db  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}

@@ -37,7 +37,11 @@ RESULTS = BENCH / "results" / "latest.json"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
-ALL_SCENARIOS = ("addrate", "burst", "lag", "idle", "startup", "live", "multi")
+ALL_SCENARIOS = ("addrate", "burst", "lag", "idle", "startup", "live", "multi", "handoff")
+# Executors the hand-off scenario compares: the scheduler's own thread pool, fires handed
+# to django-tasks-db's database backend (db_worker processes), and to Celery workers
+# through Redis (bench_celery.py).
+HANDOFF_BACKENDS = ("inproc", "tasks", "celery")
 # Scenarios the floor (APScheduler's MemoryJobStore, in-process) runs too; SQLAlchemyJobStore
 # runs in these as well.
 FLOOR_SCENARIOS = ("addrate", "burst", "lag")
@@ -201,6 +205,45 @@ def read_log(path: Path) -> list[tuple[str, int, float]]:
         if len(parts) == 3:
             rows.append((parts[0], int(parts[1]), float(parts[2])))
     return rows
+
+
+def lags_ms(calls: Path, start: float, duration: int) -> list[float]:
+    """Start minus scheduled time of each interval job's fires, from the calls log (ms).
+
+    The i-th execution of a job belongs to its i-th fire: each fire runs once (a 30 s
+    grace time), and fires a second apart start in order.
+    """
+    per_job = defaultdict(list)
+    for job_id, _pid, t in read_log(calls):
+        per_job[job_id].append(t)
+    lags = []
+    for times in per_job.values():
+        for index, t in enumerate(sorted(times)[:duration]):
+            lags.append((t - (start + index)) * 1000)
+    return lags
+
+
+def wait_for_text(path: Path, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop_group(popen: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM to a process group (a worker and its pool), then SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(popen.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            popen.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def count_lines(path: Path) -> int:
@@ -485,6 +528,8 @@ class Bench:
         self.dbs = Databases(self)
         self.results: dict = {"scenarios": {}}
         self.run_index = 0
+        # The hand-off scenario's Redis keys: this run's own, deleted after each run.
+        self.redis_prefix = f"dja-bench-{os.getpid()}:"
 
     # helpers -------------------------------------------------------------------------
 
@@ -492,7 +537,7 @@ class Bench:
         env = dict(os.environ)
         env.update(
             BENCH_DB=db, BENCH_DB_NAME=name, PYTHONPATH=str(BENCH), DJANGO_SETTINGS_MODULE="bench_settings",
-            PYTHONUNBUFFERED="1",
+            PYTHONUNBUFFERED="1", BENCH_CELERY_PREFIX=self.redis_prefix,
         )
         return env
 
@@ -649,17 +694,8 @@ class Bench:
             ready = proc.wait_ready(60)
             self.sleep_until(start + duration + self.args.settle + 0.5, proc)
             stats = proc.stop()
-            per_job = defaultdict(list)
-            for job_id, _pid, t in read_log(calls):
-                per_job[job_id].append(t)
-            lags = []
-            executed = 0
-            for times in per_job.values():
-                # The i-th execution of a job belongs to its i-th fire: each fire runs once
-                # (one scheduler, a 30 s grace time), in order.
-                for index, t in enumerate(sorted(times)[:duration]):
-                    lags.append((t - (start + index)) * 1000)
-                    executed += 1
+            lags = lags_ms(calls, start, duration)
+            executed = len(lags)
             expected = jobs * duration
             window = sql_window(stats, start, start + duration)
             wake, commit = loop_delays(stats, start, duration)
@@ -682,6 +718,147 @@ class Bench:
             }
         finally:
             self.drop_db(db, name)
+
+    def handoff(self, db: str, env: str, repeat: int) -> dict:
+        """Fires handed to a worker fleet, per backend, beside the in-process executor: the rate at which
+        a burst is handed off (no worker running: the scheduler and the broker alone), and the lag from
+        the scheduled time to the start on a worker at --lag-jobs fires per second."""
+        backends: dict = {}
+        for backend in self.args.handoff_backends:
+            if backend == "inproc":  # this run's own burst and lag when it measured them, else now
+                burst = self.measured("burst", db, env, repeat) or self.burst(db, env, repeat)
+                lag = dict(self.measured("lag", db, env, repeat) or self.lag(db, env, repeat))
+            else:
+                burst = self.handoff_burst(db, env, repeat, backend)
+                if backend == "celery":
+                    burst["send_ceiling_per_s"] = self.send_ceiling(db, env, backend)
+                lag = self.handoff_lag(db, env, repeat, backend)
+            lag.pop("lags_ms", None)
+            backends[backend] = {
+                "burst": {k: burst.get(k) for k in ("status", "n", "fires", "duplicates", "fires_per_s", "elapsed_s",
+                                                     "first_fire_ms", "send_ceiling_per_s", "error")},
+                "lag": {k: lag.get(k) for k in ("status", "expected", "executed", "missing", "p50_ms", "p99_ms",
+                                                 "max_ms", "workers", "error")},
+            }
+            log(f"  handoff {db} {backend}: burst {brief('burst', burst)}; lag {brief('lag', lag)}")
+        ok = all(b["burst"]["status"] == "ok" and b["lag"]["status"] == "ok" for b in backends.values())
+        return {"status": "ok" if ok else "incomplete", "backends": backends}
+
+    def measured(self, scenario: str, db: str, env: str, repeat: int) -> dict | None:
+        done = self.results["scenarios"].get(scenario, {}).get(db, {}).get(env, [])
+        return done[repeat] if len(done) > repeat and done[repeat].get("status") != "failed" else None
+
+    def handoff_burst(self, db: str, env: str, repeat: int, backend: str) -> dict:
+        """N date jobs due at one instant, on a hand-off executor: fires/s handed to the broker."""
+        n = self.args.burst_jobs
+        name = self.dbs.new(db, env, f"hburst{backend}{repeat}")
+        sent = self.workdir / f"hburst_{db}_{backend}_{repeat}.log"
+        try:
+            due = time.time() + self.args.burst_lead
+            self.run_tool(env, ["seed", "--date-jobs", str(n), "--run-at", str(due), "--grace", "3600",
+                                "--executor", backend], db, name, timeout=120)
+            proc = self.start(env, db, name, f"hburst_{db}_{backend}", [
+                "--grace", "3600", "--executor", backend, "--handoff-log", str(sent)], profile=True)
+            ready = proc.wait_ready(60)
+            last_count, last_progress = 0, max(time.time(), due)
+            while True:
+                count, now = count_lines(sent), time.time()
+                if count != last_count:
+                    last_count, last_progress = count, now
+                if count >= n or now > due + self.args.burst_timeout or proc.popen.poll() is not None:
+                    break
+                if now > due and now - last_progress > self.args.stall_timeout:
+                    break
+                time.sleep(0.05)
+            proc.stop()
+            rows = [r for r in read_log(sent) if r[0].startswith("burst")]
+            handed = {r[0] for r in rows}
+            times = sorted(r[2] for r in rows)
+            result: dict = {"n": n, "fires": len(handed), "duplicates": len(rows) - len(handed),
+                            "late_start": ready is None or ready > due, "error": proc.error_summary()}
+            if times:
+                result["first_fire_ms"] = (times[0] - due) * 1000
+                result["elapsed_s"] = times[-1] - due
+                result["fires_per_s"] = len(handed) / max(times[-1] - due, 1e-6)
+            result["status"] = "ok" if len(handed) >= n and not result["duplicates"] else "stalled"
+            return result
+        finally:
+            self.flush_redis()
+            self.dbs.drop(db, name)
+
+    def send_ceiling(self, db: str, env: str, backend: str) -> float | None:
+        """The broker client's own rate right now: messages sent in a loop, no database, no scheduler."""
+        try:
+            out = self.run_tool(env, ["sendrate", "--messages", str(min(self.args.burst_jobs, 2000))], db, "", 120)
+            return json.loads(out.strip().splitlines()[-1])["per_s"]
+        except (RuntimeError, ValueError, KeyError) as error:
+            log(f"  {backend} send ceiling not measured: {error}")
+            return None
+        finally:
+            self.flush_redis()
+
+    def handoff_lag(self, db: str, env: str, repeat: int, backend: str) -> dict:
+        """K interval jobs every second handed to --handoff-workers worker processes: scheduled -> started."""
+        jobs, duration = self.args.lag_jobs, self.args.lag_duration
+        name = self.dbs.new(db, env, f"hlag{backend}{repeat}")
+        calls = self.workdir / f"hlag_{db}_{backend}_{repeat}.log"
+        workers = None
+        try:
+            workers = self.start_workers(db, name, backend, f"hlag_{db}_{backend}")
+            start = math.ceil(time.time() + self.args.lead)
+            proc = self.start(env, db, name, f"hlag_{db}_{backend}", [
+                "--log", str(calls), "--interval-jobs", str(jobs), "--interval", "1", "--start-at", str(start),
+                "--grace", "30", "--executor", backend])
+            ready = proc.wait_ready(60)
+            workers_ready = backend != "celery" or wait_for_text(workers[0][1], " ready.", 60)
+            self.sleep_until(start + duration + self.args.settle + 1.0, proc)
+            proc.stop()
+            lags = lags_ms(calls, start, duration)
+            expected = jobs * duration
+            return {
+                "status": "ok" if len(lags) == expected else "missed fires",
+                "late_start": ready is None or ready > start or not workers_ready,
+                "expected": expected, "executed": len(lags), "missing": expected - len(lags),
+                "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
+                "max_ms": max(lags) if lags else None, "workers": self.args.handoff_workers,
+                "error": proc.error_summary(),
+            }
+        finally:
+            for popen, _out in workers or []:
+                stop_group(popen)
+            self.flush_redis()
+            self.dbs.drop(db, name)
+
+    def start_workers(self, db: str, name: str, backend: str, label: str) -> list[tuple[subprocess.Popen, Path]]:
+        """--handoff-workers worker processes: one Celery worker with a prefork pool of that many processes,
+        or that many db_worker processes."""
+        if backend == "celery":
+            commands = [["-m", "celery", "-A", "bench_celery", "worker", "--pool", "prefork", "--concurrency",
+                         str(self.args.handoff_workers), "--without-gossip", "--without-mingle", "--without-heartbeat",
+                         "--loglevel", "INFO", "--hostname", f"bench-{os.getpid()}@%h"]]
+        else:
+            commands = [["-m", "django", "db_worker", "--interval", "0.05", "--no-startup-delay", "--queue-name",
+                         "default"]] * self.args.handoff_workers
+        started = []
+        for index, command in enumerate(commands):
+            out = self.workdir / f"{label}.worker{index}.out"
+            with open(out, "w") as output:
+                popen = subprocess.Popen([self.args.ours_python, *command], env=self.env_vars(db, name),
+                                         stdout=output, stderr=subprocess.STDOUT, cwd=BENCH, start_new_session=True)
+            started.append((popen, out))
+        return started
+
+    def flush_redis(self) -> None:
+        """Delete this run's Redis keys (messages nobody consumed), and only them."""
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379)
+        try:
+            keys = list(client.scan_iter(match=f"{self.redis_prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
     def idle(self, combos: list[tuple[str, str]], repeat: int) -> dict:
         """K jobs due next week, every combination at once (they are idle): SQL per minute, CPU."""
@@ -862,6 +1039,8 @@ class Bench:
                 for db in targets:
                     for repeat in range(a.repeat):
                         for env in self.envs(with_reference=floor):
+                            if scenario == "handoff" and env != "ours":
+                                continue  # 0.7.0 has no hand-off
                             try:
                                 result = method(db, env, repeat)
                             except Exception as error:  # noqa: BLE001 - a failed run is a result
@@ -921,6 +1100,10 @@ def brief(scenario: str, r: dict) -> str:
         return f"empty {r['empty']} / {r['jobs']} jobs {r['full']}"
     if scenario == "live":
         return f"latencies {r['latencies_ms']} ms"
+    if scenario == "handoff":
+        return "; ".join(f"{backend}: {b['burst'].get('fires_per_s') or 0:.0f} fires/s handed off, lag p50 "
+                         f"{b['lag'].get('p50_ms') or 0:.0f} ms p99 {b['lag'].get('p99_ms') or 0:.0f} ms"
+                         for backend, b in r["backends"].items())
     if scenario == "multi":
         return (f"{r['executions']} executions of {r['expected']} fires: {r['duplicates']} duplicates, "
                 f"{r['misses']} misses")
@@ -1002,13 +1185,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multi-schedulers", type=int, default=4)
     p.add_argument("--multi-jobs", type=int, default=20)
     p.add_argument("--multi-duration", type=int, default=30, help="seconds (30 is the issue's setting)")
+    p.add_argument("--handoff-backends", type=csv, default=list(HANDOFF_BACKENDS),
+                   help="executors the handoff scenario compares: " + ",".join(HANDOFF_BACKENDS))
+    p.add_argument("--handoff-workers", type=int, default=2,
+                   help="worker processes taking the handed-off fires in the handoff scenario's lag run")
     p.add_argument("--lead", type=float, default=4.0, help="seconds between starting schedulers and the first fire")
     p.add_argument("--settle", type=float, default=1.0, help="seconds left for the last results to be written")
     p.add_argument("--results", default=None,
                    help=f"where to save the raw results (JSON; default {RESULTS.relative_to(ROOT)})")
     p.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     p.add_argument("--quick", action="store_true",
-                   help="development run: the floor scenarios (add rate, burst, lag) with small sizes, on "
+                   help="development run: the floor scenarios (add rate, burst, lag) and the hand-off with small sizes, on "
                         "--dbs; options given explicitly still win. Its numbers are not for the docs (--no-doc).")
     p.add_argument("--render-only", metavar="RESULTS_JSON", help="only render docs/benchmarks.md from saved results")
     p.add_argument("--profile", metavar="DIR",
@@ -1018,7 +1205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --quick: smaller sizes, for a run of a couple of minutes while developing.
-QUICK = {"scenarios": ["addrate", "burst", "lag"], "burst_jobs": 2_000, "burst_lead": 3.0, "lag_duration": 8,
+QUICK = {"scenarios": ["addrate", "burst", "lag", "handoff"], "burst_jobs": 2_000, "burst_lead": 3.0, "lag_duration": 8,
          "addrate_jobs": 1_000, "lead": 3.0, "settle": 0.5, "no_doc": True}
 
 
@@ -1050,6 +1237,9 @@ def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         if wrong:
             parser.error(f"--{option.replace('_', '-')}: unknown database {','.join(wrong)} "
                          "(sqlite, postgres, mariadb)")
+    wrong = [b for b in args.handoff_backends if b not in HANDOFF_BACKENDS]
+    if wrong:
+        parser.error(f"--handoff-backends: unknown {','.join(wrong)} ({','.join(HANDOFF_BACKENDS)})")
     wrong = [s for s in args.scenarios if s not in ALL_SCENARIOS]
     if wrong:
         parser.error(f"--scenarios: unknown {','.join(wrong)} ({','.join(ALL_SCENARIOS)})")
@@ -1073,7 +1263,11 @@ def main() -> None:
     import report
 
     if args.render_only:
-        report.render(json.loads(Path(args.render_only).read_text()))
+        saved = json.loads(Path(args.render_only).read_text())
+        if set(saved["scenarios"]) == {"handoff"}:
+            report.splice_handoff(saved)  # a hand-off run: its section only
+        else:
+            report.render(saved)
         return
     bench = Bench(args)
 
@@ -1089,7 +1283,10 @@ def main() -> None:
         shutil.rmtree(bench.workdir, ignore_errors=True)
     if bench.profile_dir:
         log(f"profiles in {bench.profile_dir}/ (*.top.txt); results in {args.results}, not rendered")
-    if not args.no_doc:
+    if not args.no_doc and args.scenarios == ["handoff"]:
+        report.splice_handoff(bench.results)  # the rest of the page stays as the last full run wrote it
+        log(f"wrote the hand-off section of {report.DOC.relative_to(ROOT)}")
+    elif not args.no_doc:
         report.render(bench.results)
         log(f"wrote {report.DOC.relative_to(ROOT)} and plots in {report.PLOTS.relative_to(ROOT)}/")
 

@@ -5,7 +5,8 @@
 # (`bench/run.sh --help`), e.g. `bench/run.sh --repeat 3 --scenarios burst,lag`.
 #
 #   bench/run.sh --quick                  a couple of minutes while developing: the floor scenarios
-#                                         (add rate, burst, lag) with small sizes; writes no docs
+#                                         (add rate, burst, lag) and the hand-off to Celery workers
+#                                         with small sizes; writes no docs
 #   bench/run.sh --envs ours ...          measure only this package (0.7.0's environment
 #                                         is then neither built nor used; ratios show n/a)
 #   bench/run.sh --profile DIR --envs ours --scenarios burst,lag
@@ -20,9 +21,10 @@ PYTHON="${PYTHON:-python3}"
 VENVS="$BENCH/.venvs"
 PIP_OPTS=(--quiet --disable-pip-version-check --retries 2 --timeout 30)
 
-# The package itself (editable) plus the database drivers, matplotlib and py-spy (the
-# bench extra); it also runs the harness.
-OURS_REQS=("-e" "$ROOT[bench,postgres,mysql]")
+# The package itself (editable) plus the database drivers, the hand-off scenario's
+# queues (Celery with Redis, which must listen on 127.0.0.1:6379; django-tasks with
+# its database backend), matplotlib and py-spy (the bench extra); it also runs the harness.
+OURS_REQS=("-e" "$ROOT[bench,postgres,mysql,celery,tasks]" "django-tasks-db>=0.12")
 # The original, from PyPI. It has the same import name, hence its own environment.
 # SQLAlchemy is for APScheduler's own SQLAlchemyJobStore, the reference store.
 ORIG_REQS=("django-apscheduler==0.7.0" "Django>=4.2,<5.3" "APScheduler>=3.10,<4"

@@ -12,6 +12,8 @@ Subcommands:
              runs until SIGTERM (or --max-seconds), then writes its statistics
              (every SQL statement with time and thread, CPU, peak memory) to --stats
              BEFORE shutting down, so shutdown work is not counted.
+    sendrate time N Celery send_task calls to the hand-off trampoline (bench_celery.py), no database:
+             the broker client's own ceiling for a hand-off burst; prints {"messages", "seconds", "per_s"}.
     addrate  time N add_job calls through the store (--bulk: this package's bulk.add_jobs);
              prints {"jobs", "seconds", "jobs_per_s"}.
     seed     bulk-insert many stored jobs (date jobs due at one instant, or weekly jobs).
@@ -141,7 +143,9 @@ def make_store(args):
     return DjangoJobStore()
 
 
-def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: int | None) -> dict:
+def job_state(
+    scheduler, job_id: str, log: str, trigger, next_run_time, grace: int | None, executor: str = "default"
+) -> dict:
     """The state dict of a bench job, as ``Job.__getstate__`` makes it."""
     from apscheduler.job import Job
 
@@ -152,7 +156,7 @@ def job_state(scheduler, job_id: str, log: str, trigger, next_run_time, grace: i
         args=(log, job_id),
         kwargs={},
         trigger=trigger,
-        executor="default",
+        executor=executor,
         name=job_id,
         misfire_grace_time=grace,
         coalesce=False,
@@ -185,6 +189,30 @@ def peak_rss_kb() -> int | None:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --- hand-off executors -----------------------------------------------------------------
+
+
+def add_handoff_executor(scheduler, alias: str, handoff_log: str | None) -> None:
+    """Add the hand-off executor ``alias`` ("celery" or "tasks"); each fire it sends appends "job_id pid
+    epoch" to ``handoff_log`` once the queue took it, as the job function does when it runs in process."""
+    if alias == "celery":
+        from django_apscheduler.executors.celery import CeleryExecutor as executor_class
+    elif alias == "tasks":
+        from django_apscheduler.executors.tasks import DjangoTasksExecutor as executor_class
+    else:
+        raise SystemExit(f"unknown --executor {alias!r} (celery, tasks)")
+
+    class Logged(executor_class):
+        def enqueue(self, fire) -> None:
+            super().enqueue(fire)
+            if handoff_log:
+                from benchjobs import record
+
+                record(handoff_log, fire.job_id)
+
+    scheduler.add_executor(Logged(), alias)
 
 
 # --- subcommands ------------------------------------------------------------------------
@@ -221,7 +249,8 @@ def cmd_seed(args) -> None:
         trigger = DateTrigger(run_date=run_at, timezone=UTC)
         for index in range(args.date_jobs):
             job_id = f"burst{index:06d}"
-            rows.append((job_id, run_at, job_state(scheduler, job_id, args.log, trigger, run_at, args.grace)))
+            rows.append((job_id, run_at, job_state(scheduler, job_id, args.log, trigger, run_at, args.grace,
+                                                   args.executor or "default")))
     if args.weekly_jobs:
         week = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
         for index in range(args.weekly_jobs):
@@ -307,6 +336,22 @@ def cmd_addrate(args) -> None:
     print(json.dumps({"jobs": args.jobs, "seconds": seconds, "jobs_per_s": args.jobs / seconds}))
 
 
+def cmd_sendrate(args) -> None:
+    """Celery's own ceiling on this machine: N messages sent with send_task in a loop, one producer, no
+    database and no scheduler (what a hand-off adds to it is the rest of the hand-off burst)."""
+    from bench_celery import app
+
+    from django_apscheduler.contrib.celery import TASK_NAME
+
+    with app.producer_or_acquire() as producer:
+        started = time.perf_counter()
+        for index in range(args.messages):
+            app.send_task(TASK_NAME, args=[f"send{index:06d}", "2026-01-01T00:00:00+00:00"], task_id=f"send-{index}",
+                          headers={"periodic_task_name": f"send{index:06d}"}, producer=producer)
+        seconds = time.perf_counter() - started
+    print(json.dumps({"messages": args.messages, "seconds": seconds, "per_s": args.messages / seconds}))
+
+
 def cmd_run(args) -> None:
     if args.store == "django":
         setup_django()
@@ -326,6 +371,9 @@ def cmd_run(args) -> None:
 
     from benchjobs import record
 
+    executor = args.executor or "default"
+    if args.executor:
+        add_handoff_executor(scheduler, args.executor, args.handoff_log)
     now = datetime.now(UTC)
     if args.interval_jobs:
         start = datetime.fromtimestamp(args.start_at, tz=UTC)
@@ -333,7 +381,7 @@ def cmd_run(args) -> None:
             job_id = f"job{index:03d}"
             scheduler.add_job(
                 record, "interval", seconds=args.interval, start_date=start, args=[args.log, job_id],
-                id=job_id, max_instances=1, replace_existing=True,
+                id=job_id, max_instances=1, replace_existing=True, executor=executor,
             )
     for index in range(args.weekly_jobs):
         job_id = f"weekly{index:06d}"
@@ -388,6 +436,9 @@ def main() -> None:
         p.add_argument("--sa-url", help="SQLAlchemy URL for --store sqlalchemy")
         p.add_argument("--log", default=os.devnull, help="file each job execution appends to")
         p.add_argument("--grace", type=int, default=30, help="misfire_grace_time of the jobs")
+        p.add_argument("--executor", default=None,
+                       help="the jobs' executor: celery (hand fires to Celery workers, bench_celery.py) or tasks "
+                            "(django-tasks-db's database backend); default: the scheduler's thread pool")
 
     sub.add_parser("info")
     sub.add_parser("migrate")
@@ -400,6 +451,8 @@ def main() -> None:
     common(p)
     p.add_argument("--jobs", type=int, default=2000)
     p.add_argument("--bulk", action="store_true", help="this package's bulk.add_jobs instead of add_job")
+    p = sub.add_parser("sendrate")
+    p.add_argument("--messages", type=int, default=2000)
     p = sub.add_parser("change")
     p.add_argument("--job-id", required=True)
     p = sub.add_parser("run")
@@ -413,9 +466,10 @@ def main() -> None:
     p.add_argument("--date-jobs", type=int, default=0, help="date jobs due at --run-at, added in-process (memory store)")
     p.add_argument("--run-at", type=float, help="epoch of the date jobs' run date")
     p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--handoff-log", help="with --executor: file each fire handed off appends to")
     args = parser.parse_args()
     {"info": cmd_info, "migrate": cmd_migrate, "seed": cmd_seed, "change": cmd_change, "run": cmd_run,
-     "addrate": cmd_addrate}[
+     "addrate": cmd_addrate, "sendrate": cmd_sendrate}[
         args.command
     ](args)
 

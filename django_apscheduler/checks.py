@@ -193,3 +193,27 @@ def check_migrated(app_configs: Any = None, databases: Any = None, **kwargs: Any
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_celery_app(app_configs: Any = None, **kwargs: Any) -> list:
+    """APSCHEDULER_CELERY_APP names an importable Celery app (checked only when set)."""
+    spec = conf.get("APSCHEDULER_CELERY_APP")
+    if spec is None:
+        return []
+    from .executors.celery import load_app
+
+    try:
+        load_app(spec)
+    except ImportError as error:
+        problem = f"cannot be imported: {error}"
+        hint = (
+            "Install Celery (pip install 'django-apscheduler[celery]') and give the dotted path of your "
+            "Celery app, e.g. \"proj.celery:app\"."
+        )
+    except Exception as error:  # noqa: BLE001 -- whatever the import raises is the user's to see
+        problem = f"is not usable: {type(error).__name__}: {error}"
+        hint = 'Give the dotted path of your Celery app, e.g. "proj.celery:app", or remove the setting.'
+    else:
+        return []
+    return [Error(f"APSCHEDULER_CELERY_APP = {spec!r} {problem}", hint=hint, id="django_apscheduler.E007")]

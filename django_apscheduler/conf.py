@@ -58,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a fire handed to workers may wait in their queue; one that no worker
     # has started by then ends "Lost!" (and is never run). None: wait for ever.
     "APSCHEDULER_HANDOFF_TIMEOUT": 3600.0,
+    # Celery executors (executors.celery): the Celery app to send fires through, as
+    # a dotted path ("proj.celery:app"); None: Celery's current app. An executor's
+    # own "backend" option wins.
+    "APSCHEDULER_CELERY_APP": None,
 }
 
 

@@ -8,8 +8,9 @@
 #   ./scripts/test.sh -k history      extra arguments go to every pytest run
 #
 # Databases: PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and MariaDB
-# on 127.0.0.1:3306 (user root, empty password). Locally an unreachable server is
-# skipped with a message; under CI=true it is a failure.
+# on 127.0.0.1:3306 (user root, empty password); Redis on 127.0.0.1:6379 for the
+# Celery tests. Locally an unreachable server is skipped with a message; under
+# CI=true it is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,17 @@ PY
 
 declare -a SUMMARY=()
 FAILED=0
+
+# The Celery tests need Redis on 127.0.0.1:6379 as their broker: required under CI,
+# skipped with a message locally (tests/processes/test_celery.py decides the same way).
+if ! reachable 127.0.0.1 6379; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "ERROR: Redis is not reachable on 127.0.0.1:6379 (required under CI for the Celery tests)." >&2
+        SUMMARY+=("Redis: unreachable"); FAILED=1
+    else
+        echo "Note: Redis is not reachable on 127.0.0.1:6379; the Celery tests will be skipped."
+    fi
+fi
 
 run_suite() {  # run_suite VENV DB LABEL PYTEST_ARGS...
     local venv="$1" db="$2" label="$3"; shift 3

@@ -118,3 +118,6 @@ LOGGING = {
 for _name in ("APSCHEDULER_POLL_INTERVAL", "APSCHEDULER_HEARTBEAT_INTERVAL", "APSCHEDULER_HEARTBEAT_TIMEOUT"):
     if _name in os.environ:
         globals()[_name] = float(os.environ[_name])
+
+# The Celery tests' app (tests/celery_app.py), for executors.celery.CeleryExecutor.
+APSCHEDULER_CELERY_APP = "tests.celery_app:app"

@@ -41,6 +41,7 @@ __all__ = [
 # is the dotted path of a HandOffExecutor subclass.
 EXECUTOR_TYPES: dict[str, str] = {
     "tasks": "django_apscheduler.executors.tasks.DjangoTasksExecutor",
+    "celery": "django_apscheduler.executors.celery.CeleryExecutor",
 }
 
 # When APSCHEDULER_DEFAULT_EXECUTOR sends the "default" alias to workers, the

@@ -10,7 +10,8 @@ can count executions independently of the database.
 It runs until SIGTERM/SIGINT (graceful) or SIGKILL, or for --duration seconds.
 ``--asyncio`` runs an AsyncIOScheduler in ``asyncio.run`` instead of a
 BackgroundScheduler; ``--coroutine`` makes the job a coroutine function;
-``--executor tasks`` hands the fires to Django tasks workers instead of running them.
+``--executor tasks`` (or ``celery``) hands the fires to Django tasks (or Celery) workers
+instead of running them.
 """
 
 import argparse
@@ -103,7 +104,7 @@ def main():
     parser.add_argument("--asyncio", action="store_true")
     parser.add_argument("--coroutine", action="store_true")
     parser.add_argument("--max-instances", type=int, default=1)
-    parser.add_argument("--executor", default="default", help='the jobs\' executor: "default", or a hand-off type ("tasks")')
+    parser.add_argument("--executor", default="default", help='the jobs\' executor: "default", or a hand-off type ("tasks", "celery")')
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")

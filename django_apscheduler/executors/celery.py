@@ -1,0 +1,139 @@
+"""Hand fires to a Celery worker fleet.
+
+The scheduler only sends a message: ``send_task`` by name to the one trampoline
+task that ``django_apscheduler.contrib.celery.register_tasks`` puts on the user's
+Celery app, so the scheduler process needs neither the worker's task modules nor
+the job's code imported. The worker's trampoline runs the stored job and records
+its outcome in the fire's own execution row (``executors.worker.run_fire``).
+
+Each message carries:
+
+- a task id derived from (job, run time) (``FleetFire.task_id``): the same fire is
+  always the same Celery task, so results, logs and Flower line up with the row;
+- the ``periodic_task_name`` header (the job id), the header django-celery-beat
+  sets and django-celery-results stores, so its ``TaskResult`` rows can be joined
+  with this package's executions;
+- ``django_apscheduler_job`` / ``django_apscheduler_run_time`` headers for
+  anything else that inspects messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from django.utils.module_loading import import_string
+
+from .. import conf
+from ..contrib.celery import TASK_NAME
+from .handoff import FleetFire, HandOffExecutor
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["TASK_NAME", "CeleryExecutor", "load_app", "message_headers"]
+
+logger = logging.getLogger("django_apscheduler.executors.celery")
+
+
+def load_app(spec: Celery | str | None = None) -> Celery:
+    """The Celery app to send through.
+
+    ``spec``: an app, or the dotted path of one ("proj.celery:app" or
+    "proj.celery.app"); by default ``APSCHEDULER_CELERY_APP``, and without it
+    Celery's current app, the one the project's ``celery.py`` created (Celery's
+    Django layout imports it from the project package, so every process has it).
+    """
+    if spec is None:
+        spec = conf.get("APSCHEDULER_CELERY_APP")
+    if spec is None:
+        from celery import current_app
+
+        return current_app._get_current_object()
+    if isinstance(spec, str):
+        app = import_string(spec.replace(":", "."))
+    else:
+        app = spec
+    from celery import Celery
+
+    if not isinstance(app, Celery):
+        raise TypeError(f"{spec!r} is a {type(app).__name__}, not a Celery app")
+    return app
+
+
+class CeleryExecutor(HandOffExecutor):
+    """An APScheduler executor whose jobs run on Celery workers.
+
+    Configured like the other hand-off executors, by alias in
+    ``APSCHEDULER_EXECUTORS`` (``{"celery": {"type": "celery"}}``), or by hand:
+    ``scheduler.add_executor(CeleryExecutor(), "celery")``; then
+    ``add_job(..., executor="celery")``, or make it the default executor.
+
+    ``queue``: the Celery queue of this executor's fires (None: the app's own
+    routing, ``task_routes`` or ``task_default_queue``); to send some jobs to
+    another queue, configure a second alias with that queue. ``backend`` (or
+    ``app``): the Celery app, or its dotted path (default:
+    ``APSCHEDULER_CELERY_APP``, else Celery's current app).
+    """
+
+    def __init__(
+        self, queue: str | None = None, backend: str | None = None, app: Celery | str | None = None, **options: Any
+    ) -> None:
+        super().__init__(queue=queue, backend=backend, **options)
+        self._app_spec: Celery | str | None = app if app is not None else backend
+        self._app: Celery | None = None
+        # One producer (a broker connection and channel), kept: acquiring one from
+        # Celery's pool for every message halves the rate of a burst. Producers are not
+        # thread-safe, hence the lock (sends would share the connection anyway).
+        self._producer: Any = None
+        self._send_lock = threading.Lock()
+
+    @property
+    def app(self) -> Celery:
+        # Resolved on first use: the executor is often built from settings, before
+        # the project's Celery module has been imported.
+        if self._app is None:
+            self._app = load_app(self._app_spec)
+        return self._app
+
+    def enqueue(self, fire: FleetFire) -> None:
+        options: dict[str, Any] = {"queue": fire.queue} if fire.queue else {}
+        with self._send_lock:
+            if self._producer is None:
+                self._producer = self.app.producer_pool.acquire(block=True)
+            try:
+                self.app.send_task(
+                    TASK_NAME,
+                    args=[fire.job_id, fire.run_time_iso],
+                    task_id=fire.task_id,
+                    headers=message_headers(fire),
+                    producer=self._producer,
+                    **options,
+                )
+            except Exception:
+                self._release_producer()  # the next fire starts from a fresh connection
+                raise
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+        with self._send_lock:
+            self._release_producer()
+
+    def _release_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.release()
+        except Exception:  # noqa: BLE001 -- a broken producer's release may fail too; it is dropped either way
+            logger.debug("Could not release a Celery producer", exc_info=True)
+
+
+def message_headers(fire: FleetFire) -> dict[str, str]:
+    """The headers a fire's message carries (see the module's docstring)."""
+    return {
+        "periodic_task_name": fire.job_id,
+        "django_apscheduler_job": fire.job_id,
+        "django_apscheduler_run_time": fire.run_time.isoformat(),
+    }
