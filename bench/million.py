@@ -280,6 +280,63 @@ def admin(db: str, name: str, loads: int) -> dict:
     return json.loads(result.stdout)
 
 
+# --- the page -----------------------------------------------------------------------------
+
+DOC = BENCH.parent / "docs" / "benchmarks.md"
+START, END = "<!-- million:start -->", "<!-- million:end -->"
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "**fail**"
+
+
+def db_table(db: str, r: dict) -> str:
+    small, large, n = r["small"], r["large"], r["jobs"]
+    rows = [(f"| target | 100 jobs | {n:,} jobs | ratio | verdict |"), "|---|---|---|---|---|"]
+
+    def row(label: str, a: float, b: float, fmt: str, ok: bool) -> None:
+        ratio = f"{b / a:.2f}×" if a else "n/a"
+        rows.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio} | {_verdict(ok)} |")
+
+    row("start-up to the first fire ≤ 2 s (s)", small["startup_s"], large["startup_s"], "{:.2f}", large["startup_s"] <= 2)
+    row("peak RSS flat (MiB)", small["maxrss_mb"], large["maxrss_mb"], "{:.1f}",
+        large["maxrss_mb"] <= small["maxrss_mb"] * 1.1)
+    row("claim: statements (change → fire + 1 s)", small["claim_statements"], large["claim_statements"], "{:d}",
+        large["claim_statements"] <= small["claim_statements"])
+    row("claim: change → fire (ms)", small["claim_s"] * 1000, large["claim_s"] * 1000, "{:.0f}",
+        large["claim_s"] <= max(2 * small["claim_s"], small["claim_s"] + 0.02))
+    row("idle statements per minute", small["idle_statements_per_min"], large["idle_statements_per_min"], "{:.1f}",
+        large["idle_statements_per_min"] <= small["idle_statements_per_min"] + 1)
+    for page in PAGES:
+        a, b = small["admin"][page], large["admin"][page]
+        ok = b["median_ms"] <= 200 and b["queries"] <= 6
+        rows.append(f"| admin jobs list, {page}: ≤ 200 ms, ≤ 6 queries | {a['median_ms']:.0f} ms, {a['queries']} q "
+                    f"| {b['median_ms']:.0f} ms, {b['queries']} q | {b['median_ms'] / a['median_ms']:.2f}× "
+                    f"| {_verdict(ok)} |")
+    full = large["admin"].get("full count")
+    if full:
+        rows.append(f"| (removed) Django's `COUNT(*)` of the whole table, which each list load ran twice before "
+                    f"| {small['admin']['full count']['median_ms']:.1f} ms | {full['median_ms']:.0f} ms | | |")
+    return f"### {db}\n\nSeeding: {n - SMALL:,} copies in {r['seed_s']:.0f} s.\n\n" + "\n".join(rows)
+
+
+def render(results: dict, notes: str) -> None:
+    """Write the section into docs/benchmarks.md between its markers (appended if absent)."""
+    dbs = [db for db in ("postgres", "sqlite") if db in results]
+    body = "\n\n".join(db_table(db, results[db]) for db in dbs)
+    section = (f"{START}\n## One million stored jobs (issue 16)\n\n"
+               f"`bench/million.py --db {','.join(dbs)}` (results in `bench/results/million.json`), run "
+               f"{results['started']} on {results['cores']} cores **shared with other developers' test runs**: "
+               "compare the ratios within this run, not the absolute times.\n\n"
+               f"{body}\n\n{notes.strip()}\n{END}\n")
+    text = DOC.read_text()
+    if START in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOC.write_text(text)
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -309,7 +366,8 @@ def run_db(db: str, args: argparse.Namespace, workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "admin-probe"])
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "admin-probe", "render"])
+    parser.add_argument("--notes", type=Path, help="render: a markdown file of explanations put under the tables")
     parser.add_argument("--db", default="postgres", help="postgres, sqlite, or both: postgres,sqlite")
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
@@ -319,6 +377,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "admin-probe":
         admin_probe(args.loads)
+        return
+    if args.command == "render":
+        render(json.loads(args.out.read_text()), args.notes.read_text() if args.notes else "")
         return
     if args.quick:
         args.jobs, args.idle, args.loads = 20_000, 10.0, 3
