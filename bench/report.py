@@ -749,7 +749,11 @@ def render(results: dict, doc: Path = DOC, plots: bool = True) -> None:
     folder = doc.with_suffix("")
     images = draw_plots(results, folder) if plots else {}
     links = "\n\n".join(f"![{name}]({folder.name}/{file})" for name, file in images.items() if file)
-    doc.write_text(markdown(results, links))
+    # The one-million-jobs section comes from bench/million.py (its own run): keep it.
+    old = doc.read_text() if doc.exists() else ""
+    start, end = "<!-- million:start -->", "<!-- million:end -->"
+    kept = old[old.index(start) : old.index(end) + len(end)] + "\n" if start in old and end in old else ""
+    doc.write_text(markdown(results, links) + ("\n" + kept if kept else ""))
 
 
 def scope_note(results: dict) -> str:

@@ -42,6 +42,9 @@ class DjangoJob(models.Model):
     )
     broken = models.BooleanField(
         default=False,
+        # Every scheduler start clears the flags (UPDATE ... WHERE broken): without an
+        # index that reads the whole table, about a second at a million jobs.
+        db_index=True,
         help_text=_("The job's function or arguments could not be loaded; it does not run until they can."),
     )
     broken_reason = models.TextField(blank=True, default="", help_text=_("Why the job could not be loaded."))

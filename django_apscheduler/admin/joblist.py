@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Literal
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
+from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
-from .. import conf
+from .. import conf, postgres
 from ..models import DjangoJob, DjangoJobExecution
 from .common import STATUS_LABELS
 
@@ -77,3 +79,25 @@ class JobChangeList(ChangeList):
         if ORDER_VAR in self.params:
             return super().get_ordering_field_columns()
         return {list(self.list_display).index("next_run"): "asc"}
+
+
+class JobPaginator(Paginator):
+    """Pages of jobs; on PostgreSQL, a large unfiltered list is counted from the table's statistics.
+
+    ``COUNT(*)`` reads every row: about a second per page load at a million jobs. Above
+    ``ESTIMATE_ABOVE`` rows, the unfiltered list takes PostgreSQL's own estimate
+    (exact after an ANALYZE, within a few per cent otherwise), in the same single
+    statement that counts a smaller table exactly; a filtered or searched list, and
+    every list on other databases, is counted exactly by Django.
+    """
+
+    ESTIMATE_ABOVE = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        jobs = self.object_list
+        if isinstance(jobs, QuerySet) and not jobs.query.where:
+            rows = postgres.table_rows(jobs.db, jobs.model._meta.db_table, self.ESTIMATE_ABOVE)
+            if rows is not None:
+                return rows
+        return super().count

@@ -40,7 +40,7 @@ from .common import (
     format_seconds,
     local_time,
 )
-from .joblist import JobChangeList, JobStateFilter, LastStatusFilter, overdue_after
+from .joblist import JobChangeList, JobPaginator, JobStateFilter, LastStatusFilter, overdue_after
 
 # --- jobs ---------------------------------------------------------------------------------
 
@@ -92,6 +92,10 @@ class DjangoJobAdmin(RefusesUnstorableText, JobAdminCompat, admin.ModelAdmin):
     search_fields = ("id",)
     # Soonest first and paused jobs (no next run) last, the same on every database.
     ordering = (F("next_run_time").asc(nulls_last=True), "id")
+    # A filtered list counts its own rows only: a second count of the whole table
+    # ("of N total") costs a full scan per page load in a large store.
+    paginator = JobPaginator
+    show_full_result_count = False
     actions = ("run_selected_jobs_now", "pause_selected_jobs", "resume_selected_jobs")
     # One section for how the job runs, one for what it is; "Broken" only for a
     # broken job. Its fires are "Executions"; what people did to it in the admin is
