@@ -86,7 +86,9 @@ def test_many_results_cost_a_constant_number_of_statements():
         apply_writes([success(f"j{i}") for i in range(300)])
     control = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
     writes = [q["sql"] for q in queries.captured_queries if not q["sql"].upper().startswith(control)]
-    assert len(writes) <= 3, writes  # Django splits a batch by SQLite's 999-variable limit
+    # Django splits a batch by SQLite's 999-variable limit (300 rows of ~13 columns: 4
+    # statements); the other databases take the batch as one statement.
+    assert len(writes) <= (5 if connection.vendor == "sqlite" else 1), writes
     assert DjangoJobExecution.objects.filter(status=SUCCESS).count() == 300
 
 
