@@ -206,7 +206,9 @@ def scheduler_run(db: str, name: str, workdir: Path, label: str, idle_s: float, 
         proc.wait(60)
     stats = json.loads(stats_path.read_text())
     statements = stats["statements"]
-    claim = count(statements, changed_at, changed_at + 1.0)
+    # From the change to half a second after the execution: on SQLite the scheduler only
+    # sees the change at its next poll, so the window follows the fire, not the clock.
+    claim = count(statements, changed_at, (claimed or changed_at + 1.0) + 0.5)
     return {
         "startup_s": None if first is None else first - spawned,
         "maxrss_mb": stats["maxrss_kb"] / 1024,
@@ -301,7 +303,7 @@ def db_table(db: str, r: dict) -> str:
     row("start-up to the first fire ≤ 2 s (s)", small["startup_s"], large["startup_s"], "{:.2f}", large["startup_s"] <= 2)
     row("peak RSS flat (MiB)", small["maxrss_mb"], large["maxrss_mb"], "{:.1f}",
         large["maxrss_mb"] <= small["maxrss_mb"] * 1.1)
-    row("claim: statements (change → fire + 1 s)", small["claim_statements"], large["claim_statements"], "{:d}",
+    row("claim: statements (change → fire + 0.5 s)", small["claim_statements"], large["claim_statements"], "{:d}",
         large["claim_statements"] <= small["claim_statements"])
     row("claim: change → fire (ms)", small["claim_s"] * 1000, large["claim_s"] * 1000, "{:.0f}",
         large["claim_s"] <= max(2 * small["claim_s"], small["claim_s"] + 0.02))

@@ -14,6 +14,9 @@
 #                                         py-spy: DIR/<label>.txt (raw samples) and
 #                                         DIR/<label>.top.txt (top functions). Profiling
 #                                         slows the process, so such a run writes no docs.
+#
+# The "one million stored jobs" scenario is its own command (about 5 minutes per database):
+#   bench/.venvs/ours/bin/python bench/million.py --db postgres,sqlite   (then `million.py render`)
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$BENCH")"
