@@ -97,7 +97,9 @@ def enforce_history_retention() -> int:
     retention = conf.get("APSCHEDULER_HISTORY_RETENTION")
     if retention is None:
         return 0
-    deleted = DjangoJobExecution.objects.delete_old_job_executions(int(retention))
+    # Finished ones only: a fire still queued for workers, or running, must keep its
+    # row (a worker takes it from there; max_instances counts it).
+    deleted = DjangoJobExecution.objects.finished().delete_old_job_executions(int(retention))
     if deleted:
         logger.info("Deleted %d execution(s) older than APSCHEDULER_HISTORY_RETENTION (%ss)", deleted, retention)
     return deleted

@@ -138,8 +138,13 @@ def _submit(scheduler: BackgroundScheduler, job_id: str) -> RunResult:
 def _hand_to_workers(job: Job, run_time: datetime, executor: BaseExecutor) -> RunResult:
     """No scheduler is alive, but the job's executor sends it to workers: queue it for them from here."""
     assert isinstance(executor, HandOffExecutor)
-    if not fires.queue_unclaimed(job.id, run_time):
-        return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
-    fires.hand_off(job, [run_time], lambda moment: executor.enqueue(executor.fleet_fire(job, moment)))
+    try:
+        if not fires.queue_unclaimed(job.id, run_time):
+            return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
+        fires.hand_off(job, [run_time], lambda moment: executor.enqueue(executor.fleet_fire(job, moment)))
+    finally:
+        # Built for this one run: release what it holds (a Celery producer comes from a
+        # pool of ten; one kept per click would hang this process's sends).
+        executor.shutdown(wait=False)
     logger.info("Run of job %r handed to the workers of executor %r (no scheduler is alive)", job.id, job.executor)
     return RunResult(job.id, run_time, None)

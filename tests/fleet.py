@@ -23,3 +23,17 @@ class BrokerDownExecutor(HandOffExecutor):
 
     def enqueue(self, fire: FleetFire) -> None:
         raise ConnectionError("broker at 127.0.0.1:1 refused the connection")
+
+
+class ReleasingExecutor(RecordingExecutor):
+    """Counts, across instances, the fires sent and the shutdowns (run now builds one per run)."""
+
+    sent_fires: list[FleetFire] = []
+    shutdowns: list[bool] = []
+
+    def enqueue(self, fire: FleetFire) -> None:
+        ReleasingExecutor.sent_fires.append(fire)
+
+    def shutdown(self, wait: bool = True) -> None:
+        ReleasingExecutor.shutdowns.append(wait)
+        super().shutdown(wait)

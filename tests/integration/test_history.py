@@ -171,3 +171,21 @@ def test_shutdown_writes_every_result_before_it_returns(scheduler_factory):
     ids = [f"quick{index:02d}" for index in range(40)]
     statuses = list(DjangoJobExecution.objects.filter(job_id__in=ids).values_list("status", flat=True))
     assert statuses == [DjangoJobExecution.SUCCESS] * 40
+
+
+def test_automatic_retention_keeps_fires_still_queued_or_running(settings):
+    """APSCHEDULER_HISTORY_RETENTION prunes finished history only: a fire waiting for a worker keeps its row."""
+    from django_apscheduler.membership import enforce_history_retention
+
+    settings.APSCHEDULER_HISTORY_RETENTION = 3600
+    old = dj_timezone.now() - timedelta(hours=2)
+    for status in (DjangoJobExecution.SUCCESS, DjangoJobExecution.QUEUED, DjangoJobExecution.SENT, DjangoJobExecution.LOST):
+        DjangoJobExecution.objects.create(job_id=f"old {status}", run_time=old, status=status)
+    DjangoJobExecution.objects.create(job_id="recent", run_time=dj_timezone.now(), status=DjangoJobExecution.SUCCESS)
+
+    assert enforce_history_retention() == 2
+    assert sorted(DjangoJobExecution.objects.values_list("job_id", flat=True)) == [
+        "old Queued",
+        "old Started execution",
+        "recent",
+    ]

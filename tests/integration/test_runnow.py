@@ -63,3 +63,24 @@ def test_without_a_live_scheduler_it_runs_in_process(scheduler_factory):
     assert result.in_process
     assert result.execution.status == DjangoJobExecution.SUCCESS
     assert DjangoJob.objects.get(pk="lonely").next_run_time == NEXT_WEEK
+
+
+def test_without_a_live_scheduler_a_fleet_job_is_sent_once_and_its_executor_released(settings):
+    from apscheduler.triggers.date import DateTrigger
+
+    from django_apscheduler.jobstores import DjangoJobStore
+    from tests.fleet import ReleasingExecutor
+    from tests.helpers import build_job
+
+    settings.APSCHEDULER_EXECUTORS = {"fleet": {"type": "tests.fleet.ReleasingExecutor"}}
+    ReleasingExecutor.sent_fires.clear()
+    ReleasingExecutor.shutdowns.clear()
+    DjangoJobStore().add_job(build_job("to/the_fleet", NEXT_WEEK, DateTrigger(NEXT_WEEK), executor="fleet"))
+
+    for _ in range(3):  # each click builds an executor; each must give back what it holds
+        (result,) = run_jobs_now(["to/the_fleet"], timeout=0.2)
+        assert not result.error and not result.in_process
+
+    assert [fire.job_id for fire in ReleasingExecutor.sent_fires] == ["to/the_fleet"] * 3
+    assert len(ReleasingExecutor.shutdowns) == 3
+    assert DjangoJobExecution.objects.filter(job_id="to/the_fleet", status=DjangoJobExecution.QUEUED).count() == 3
