@@ -402,3 +402,36 @@ def _record_claimed_fires(claimed: list[_Candidate], refused: dict[str, int], sc
             )
     if rows:
         DjangoJobExecution.objects.bulk_create(rows)
+
+
+@dataclass
+class Unstarted:
+    """A job's claimed fires that its scheduler stopped before starting."""
+
+    job_id: str
+    run_times: list[datetime]
+    # The next run time the claim stored: the give-back is a compare-and-set on it.
+    stored_next_run_time: datetime
+
+
+def give_back(unstarted: Unstarted, scheduler_id: int | None) -> bool:
+    """Undo the claim of fires that never started: their rows go, the job is due at the first again.
+
+    A compare-and-set on the next run time the claim stored: if a peer has claimed
+    the job's later fires since, or someone edited its schedule, nothing changes
+    and ``False`` is returned (the caller then records the fires as lost). Fires a
+    peer already ran are not run twice: the next claim skips recorded fires.
+    """
+    first = min(unstarted.run_times)
+    with write_transaction():
+        restored = DjangoJob.objects.filter(
+            pk=unstarted.job_id, next_run_time=to_db(unstarted.stored_next_run_time)
+        ).update(next_run_time=to_db(first))
+        if restored:
+            DjangoJobExecution.objects.filter(
+                job_id=unstarted.job_id,
+                run_time__in=[to_db(t) for t in unstarted.run_times],
+                status=DjangoJobExecution.SENT,
+                scheduler_id=scheduler_id,
+            ).delete()
+    return bool(restored)

@@ -84,7 +84,7 @@ from django.db.models import Q, QuerySet
 
 from . import conf, history_writer, metrics
 from .asyncio_support import awaits_coroutines, in_event_loop
-from .claims import Claim, claim_due_jobs, due_run_times, instant
+from .claims import Claim, Unstarted, claim_due_jobs, due_run_times, give_back, instant
 from .database import connection_hygiene, run_with_retry
 from .history_writer import HistoryWriter
 from .jobstate import JobStateError
@@ -101,6 +101,7 @@ HISTORY_EVENTS = (
 # Memory bounds for what waits for an event that may never come (a process shutting
 # down): oldest entries are dropped first.
 _MAX_REMEMBERED_FIRES = 100_000
+_NEVER_STARTED = "The scheduler stopped before this fire started, and its claim could not be undone."
 _MAX_PENDING_TIMINGS = 10_000
 _exception_max_length = DjangoJobExecution._meta.get_field("exception").max_length
 assert _exception_max_length is not None  # a CharField, declared with max_length
@@ -179,6 +180,12 @@ class Fires:
         # Fires whose "Started execution" row the claim wrote: their submission
         # event writes nothing. Consumed by that event.
         self._started_by_claim: OrderedDict[tuple[str, datetime], None] = OrderedDict()
+        # Fires claimed for this process's executors whose function has not started,
+        # with the next run time their claim stored (None: the claim cannot be undone,
+        # a run request or a job with no further fire). Settled at ``stop``.
+        self._not_started: OrderedDict[tuple[str, datetime], datetime | None] = OrderedDict()
+        # Fires settled at ``stop`` before they started: they must not start after all.
+        self._settled: set[tuple[str, datetime]] = set()
         # Jobs whose history keeps failures only: a success deletes the fire's row.
         self._failures_only: set[str] = set()
         self._timings: OrderedDict[tuple[str, datetime], Timing] = OrderedDict()
@@ -192,14 +199,90 @@ class Fires:
 
     def start(self, scheduler: BaseScheduler) -> None:
         self._scheduler = scheduler
+        with self._lock:
+            self._settled.clear()
         self._writer.start()
         scheduler.add_listener(self, HISTORY_EVENTS)
 
     def stop(self) -> None:
-        """Stop listening, and write every queued result."""
+        """Stop listening, settle the fires that never started, and write every queued result."""
         if self._scheduler is not None:
             self._scheduler.remove_listener(self)
+        self._settle_not_started()
         self._writer.stop()
+
+    def _settle_not_started(self) -> None:
+        """Give back the claimed fires that never started, or record them Lost!.
+
+        Called once the executors have shut down (APScheduler stops them before the
+        job stores): a claimed fire whose function has not started by now never
+        will. An AsyncIOScheduler cancels the tasks of the fires it had not run yet;
+        a thread pool refuses a fire submitted after it shut down. Such a fire did
+        not happen, so its claim is undone and a peer (or the next start) runs it;
+        where the claim cannot be undone, its row says why it never ran.
+        """
+        with self._lock:
+            not_started, self._not_started = self._not_started, OrderedDict()
+            self._settled.update(not_started)
+        if not not_started:
+            return
+        returnable: dict[str, Unstarted] = {}
+        lost: list[tuple[str, datetime]] = []
+        for (job_id, run_time), stored_next_run_time in not_started.items():
+            if stored_next_run_time is None:
+                lost.append((job_id, run_time))
+                continue
+            entry = returnable.setdefault(job_id, Unstarted(job_id, [], stored_next_run_time))
+            entry.run_times.append(run_time)
+            if instant(stored_next_run_time) > instant(entry.stored_next_run_time):  # a later claim of the job
+                entry.stored_next_run_time = stored_next_run_time
+        given_back = 0
+        for entry in returnable.values():
+            try:
+                returned = give_back(entry, self.scheduler_id)
+            except Exception:  # noqa: BLE001 -- the shutdown goes on; the rows end Lost! when the heartbeat expires
+                logger.exception("Could not give back the unstarted fires of job %r", entry.job_id)
+                continue
+            if returned:
+                given_back += len(entry.run_times)
+            else:
+                lost += [(entry.job_id, run_time) for run_time in entry.run_times]
+        if given_back:
+            logger.info(
+                "Gave back %d claimed fire(s) that had not started when the scheduler stopped; "
+                "a running peer, or the next scheduler to start, runs them.",
+                given_back,
+            )
+        for job_id, run_time in lost:
+            self._submit(
+                history_writer.final(
+                    job_id, to_db(run_time), status=DjangoJobExecution.LOST, exception=_NEVER_STARTED,
+                    scheduler_id=self.scheduler_id,
+                )
+            )
+        if lost:
+            metrics.fires_lost(len(lost))
+            logger.warning(
+                "Marked %d execution(s) as Lost!: the scheduler stopped before they started and their claim "
+                "could not be undone (a run-now request, a job with no later fire, or a schedule changed meanwhile). "
+                "Run the jobs again from the admin if they must run.",
+                len(lost),
+            )
+
+    def _starts(self, job_id: str, run_time: datetime | None) -> bool:
+        """The function of this fire starts now, unless the fire was settled at ``stop``."""
+        if run_time is None:
+            return True
+        with self._lock:
+            if (job_id, run_time) in self._settled:
+                return False
+            self._not_started.pop((job_id, run_time), None)
+        return True
+
+    def _ended_unstarted(self, job_id: str, run_time: datetime) -> None:
+        """The executor finished this fire without starting it (missed, too many instances)."""
+        with self._lock:
+            self._not_started.pop((job_id, run_time), None)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every result reported so far is written."""
@@ -252,9 +335,15 @@ class Fires:
         job.next_run_time = claim.run_times[0]
         if not claim.hands_off:  # a worker runs (and times) the others
             self._wrap_function(job, claim.run_times)
+        # Undoable: the claim only moved the job's next run time on (``give_back``).
+        undo_to = None if claim.run_now else claim.next_run_time
         with self._lock:
             for run_time in claim.run_times:
                 self._remember_started(job.id, run_time)
+                if not claim.hands_off:
+                    self._not_started[(job.id, run_time)] = undo_to
+            while len(self._not_started) > _MAX_REMEMBERED_FIRES:
+                self._not_started.popitem(last=False)
             if claim.keep_successes:
                 self._failures_only.discard(job.id)
             else:
@@ -318,6 +407,7 @@ class Fires:
         job_id = job.id
         tracker = _RunTimeTracker(run_times, job.misfire_grace_time)
         record = self._record_timing
+        starts = self._starts
 
         if inspect.iscoroutinefunction(func) and self._awaited_on_a_loop(job):
 
@@ -327,6 +417,8 @@ class Fires:
                 # thread for sync code, so that is the connection to tidy.
                 await sync_to_async(connection_hygiene)()
                 run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
+                if not starts(job_id, run_time):
+                    return None
                 try:
                     return await func(*args, **kwargs)
                 finally:
@@ -339,6 +431,8 @@ class Fires:
             def timed(*args: Any, **kwargs: Any) -> Any:
                 connection_hygiene()
                 run_time, started = tracker.next_run_time(), datetime.now(timezone.utc)
+                if not starts(job_id, run_time):
+                    return None
                 try:
                     return call(*args, **kwargs)
                 finally:
@@ -404,8 +498,10 @@ class Fires:
             for run_time in event.scheduled_run_times:
                 with self._lock:
                     self._started_by_claim.pop((event.job_id, run_time), None)
+                self._ended_unstarted(event.job_id, run_time)
                 self._finish(event.job_id, run_time, status=DjangoJobExecution.MAX_INSTANCES)
         elif event.code == EVENT_JOB_MISSED:
+            self._ended_unstarted(event.job_id, event.scheduled_run_time)
             self._finish(event.job_id, event.scheduled_run_time, status=DjangoJobExecution.MISSED)
         elif event.code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR):
             self._on_outcome(event)

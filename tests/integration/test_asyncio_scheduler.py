@@ -246,3 +246,65 @@ def test_a_thread_based_scheduler_runs_coroutine_jobs_to_completion(scheduler_fa
     failed = DjangoJobExecution.objects.get(job_id="bg-fails")
     assert failed.status == DjangoJobExecution.ERROR and failed.exception == "ValueError: bg failed"
     assert "fail_on_the_loop" in failed.traceback
+
+
+class StopsRightAfterItsClaim(DjangoJobStore):
+    """Queues the scheduler's shutdown on the loop the moment a claim returns fires.
+
+    The claimed coroutines' tasks are created after the claim, so the shutdown runs
+    before any of them starts: APScheduler's AsyncIOExecutor then cancels them.
+    """
+
+    def __init__(self, scheduler_ref):
+        super().__init__()
+        self.scheduler_ref = scheduler_ref
+        self.claimed = []
+
+    def get_due_jobs(self, now):
+        jobs = super().get_due_jobs(now)
+        if jobs and not self.claimed:
+            self.claimed = [(job.id, job.next_run_time) for job in jobs]
+            asyncio.get_running_loop().call_soon(self.scheduler_ref[0].shutdown)
+        return jobs
+
+
+def test_fires_claimed_but_cancelled_by_the_shutdown_are_given_back_for_a_peer_to_run():
+    """A stop between a claim and the start of its coroutines: the fires did not run, so nothing is lost.
+
+    Their rows are removed and the job's next run time goes back to the fire, so the
+    next scheduler to claim (here: the same store started again) runs each once.
+    """
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    scheduler_ref = []
+    store = StopsRightAfterItsClaim(scheduler_ref)
+
+    async def first_run():
+        s = AsyncIOScheduler(timezone="UTC")
+        scheduler_ref.append(s)
+        s.add_jobstore(store, "default")
+        s.start()
+        s.add_job(asyncjobs.sleep_on_the_loop, "interval", seconds=3600, start_date=due, args=["first", 0], id="hourly")
+        s.add_job(asyncjobs.sleep_on_the_loop, "date", run_date=due, args=["once", 0], id="once")
+        while s.running:
+            await asyncio.sleep(0.05)
+
+    asyncio.run(first_run())
+    assert sorted(job_id for job_id, _ in store.claimed) == ["hourly", "once"]
+    assert asyncjobs.SEEN == []  # cancelled before they started
+    # The interval job's fire is given back; the date job, deleted by its claim, has nothing to go back to.
+    assert DjangoJob.objects.get(id="hourly").next_run_time == due.replace(microsecond=due.microsecond)
+    assert not DjangoJobExecution.objects.filter(job_id="hourly").exists()
+    once = DjangoJobExecution.objects.get(job_id="once")
+    assert once.status == DjangoJobExecution.LOST
+
+    async def second_run():
+        s = AsyncIOScheduler(timezone="UTC")
+        s.add_jobstore(DjangoJobStore(), "default")
+        s.start()
+        await wait_for(finished("hourly"), message="the given-back fire")
+        await stop(s)
+
+    asyncio.run(second_run())
+    assert asyncjobs.SEEN == [("first", 0)]
+    row = DjangoJobExecution.objects.get(job_id="hourly")
+    assert row.status == DjangoJobExecution.SUCCESS and row.run_time == due
