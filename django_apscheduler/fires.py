@@ -318,9 +318,9 @@ class Fires:
         # which the claim takes as this job's error, like one in its state.
         return bool(getattr(self._scheduler._lookup_executor(job.executor), "hands_off_fires", False))
 
-    def note_sent(self, job_id: str, run_time: datetime) -> None:
-        """A Queued fire was handed to the workers: note when (batched by the history writer)."""
-        self._submit(history_writer.sent(job_id, to_db(run_time), db_now()))
+    def record(self, write: history_writer.Write) -> None:
+        """What became of a fire handed to the workers (``hand_off``): batched, retried while the database is away."""
+        self._submit(write)
 
     def _release_dead_peers(self, peer_ids: set[int]) -> set[int]:
         """Peers among these whose session or process is gone: their unfinished fires end as Lost!."""
@@ -755,41 +755,56 @@ def hand_off(
     send: Callable[[datetime], None],
     *,
     stored: bool = True,
-    note_sent: Callable[[str, datetime], None] | None = None,
+    record: Callable[[history_writer.Write], None] | None = None,
 ) -> None:
     """Send each claimed (Queued) fire of ``job`` to the workers, once; call only after the claim committed.
 
-    ``send(run_time)`` enqueues one fire; ``note_sent(job_id, run_time)`` then
-    notes it sent (the scheduler's ``Fires.note_sent`` batches that; by default it
-    is written at once). A fire too late for the job's ``misfire_grace_time`` is
-    Missed! without being sent, as APScheduler's own executors do; one whose
-    sending raises (the broker is down) ends Error! with the reason, and the job's
-    other fires and the other jobs go on. ``stored``: whether the job is in
-    ``DjangoJobStore``, where workers load it from; any other job's fires end Error!.
+    ``send(run_time)`` enqueues one fire. A fire too late for the job's
+    ``misfire_grace_time`` is Missed! without being sent, as APScheduler's own
+    executors do; one whose sending raises (the broker is down) ends Error! with
+    the reason, and the job's other fires and the other jobs go on. ``stored``:
+    whether the job is in ``DjangoJobStore``, where workers load it from; any
+    other job's fires end Error!.
+
+    ``record(write)`` records what became of each fire (sent, missed, failed):
+    a scheduler passes its history writer's queue (``Fires.record``), which
+    batches the writes and retries them for as long as the database is away, so
+    a database outage neither stops the hand-off of the other fires nor leaves a
+    fire Queued for ever. By default each is written at once.
     """
+    record = record or _record_now
     if not stored:
         _refuse_unstored(job.id, run_times)
         return
     for run_time in run_times:
         if is_missed(job, run_time):
             logger.warning("Run time of job %r was missed (%s): not handed to the workers", job.id, run_time)
-            _end_queued(job.id, run_time, status=DjangoJobExecution.MISSED)
+            record(_unqueue(job.id, run_time, status=DjangoJobExecution.MISSED))
             metrics.fire_finished(job.id, DjangoJobExecution.MISSED)
             continue
         try:
             send(run_time)
         except Exception as error:  # noqa: BLE001 -- one fire's failure must not cost the others theirs
             reason = f"could not be handed to the workers: {type(error).__name__}: {error}"
-            logger.exception("Job %r %s; its fire at %s is recorded as Error!", job.id, reason, run_time)
-            _end_queued(job.id, run_time, status=DjangoJobExecution.ERROR, exception=_clip(reason))
+            logger.error(
+                "Job %r %s; its fire at %s is recorded as Error!", job.id, reason, run_time,
+                exc_info=getattr(error, "needs_traceback", True),
+            )
+            record(_unqueue(job.id, run_time, status=DjangoJobExecution.ERROR, exception=_clip(reason)))
             metrics.fire_finished(job.id, DjangoJobExecution.ERROR)
             continue
-        (note_sent or _note_sent_now)(job.id, run_time)
+        record(history_writer.sent(job.id, to_db(run_time), db_now()))
 
 
-def _note_sent_now(job_id: str, run_time: datetime) -> None:
-    write = history_writer.sent(job_id, to_db(run_time), db_now())
-    run_with_retry(lambda: history_writer.apply_writes([write]), "noting a fire sent", attempts=history_writer.CALLER_THREAD_ATTEMPTS)
+def _unqueue(job_id: str, run_time: datetime, **fields: Any) -> history_writer.Write:
+    fields.setdefault("finished", Decimal(f"{utc_now().timestamp():.2f}"))
+    return history_writer.unqueue(job_id, to_db(run_time), **fields)
+
+
+def _record_now(write: history_writer.Write) -> None:
+    run_with_retry(
+        lambda: history_writer.apply_writes([write]), "recording a hand-off", attempts=history_writer.CALLER_THREAD_ATTEMPTS
+    )
 
 
 def _refuse_unstored(job_id: str, run_times: list[datetime]) -> None:
@@ -819,16 +834,6 @@ def is_missed(job: Job, run_time: datetime, now: datetime | None = None) -> bool
     if job.misfire_grace_time is None:
         return False
     return ((now or utc_now()) - run_time).total_seconds() > job.misfire_grace_time
-
-
-def _end_queued(job_id: str, run_time: datetime, **fields: Any) -> int:
-    """Compare-and-set: end a fire that is still Queued (a worker may have started it meanwhile)."""
-    fields.setdefault("finished", Decimal(f"{utc_now().timestamp():.2f}"))
-    return run_with_retry(
-        lambda: DjangoJobExecution.objects.of_fire(job_id, run_time).filter(status=DjangoJobExecution.QUEUED).update(**fields),
-        "recording a hand-off outcome",
-        attempts=history_writer.CALLER_THREAD_ATTEMPTS,
-    )
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@ number. Under light load a batch holds one write and goes out at once; under
 heavy load batches grow by themselves (group commit), so there is no delay to
 tune.
 
-Four kinds of write, applied in this order within a batch:
+Five kinds of write, applied in this order within a batch:
 
 - ``start``: a "Started execution" row, inserted unless the fire already has a row
   (the row may already hold the fire's result: a start never overwrites one);
 - ``final``: the fire's final status and fields, updating its row or creating it;
 - ``forget``: delete the fire's row (a success of a failures-only job);
-- ``sent``: note when a Queued fire was handed to the workers (``fires.hand_off``).
+- ``sent``: note when a Queued fire was handed to the workers (``fires.hand_off``);
+- ``unqueue``: end a fire that is still Queued with its final status (a hand-off
+  that missed or failed); a worker may have started it meanwhile, then it is left.
 
 The rows are unique on (job, run_time); every write is keyed by it.
 
@@ -55,7 +57,7 @@ CALLER_THREAD_ATTEMPTS = 8
 
 
 class Write(NamedTuple):
-    kind: str  # "start", "final", "forget" or "sent"
+    kind: str  # "start", "final", "forget", "sent" or "unqueue"
     job_id: str
     run_time: datetime  # as stored (see timezones.to_db)
     fields: dict[str, Any]
@@ -75,6 +77,10 @@ def forget(job_id: str, run_time: datetime) -> Write:
 
 def sent(job_id: str, run_time: datetime, at: datetime) -> Write:
     return Write("sent", job_id, run_time, {"last_seen": at})
+
+
+def unqueue(job_id: str, run_time: datetime, **fields: Any) -> Write:
+    return Write("unqueue", job_id, run_time, fields)
 
 
 _STOP = object()
@@ -215,10 +221,13 @@ def apply_writes(writes: Iterable[Write]) -> None:
     finals: dict[tuple[str, datetime], Write] = {}
     forgets: dict[tuple[str, datetime], Write] = {}
     sends: dict[tuple[str, datetime], Write] = {}
+    unqueues: dict[tuple[str, datetime], Write] = {}
     for write in writes:
         key = (write.job_id, write.run_time)
         if write.kind == "sent":
             sends.setdefault(key, write)
+        elif write.kind == "unqueue":
+            unqueues.setdefault(key, write)
         elif write.kind == "start":
             starts.setdefault(key, write)
         elif write.kind == "final":
@@ -236,6 +245,8 @@ def apply_writes(writes: Iterable[Write]) -> None:
             _delete_rows(forgets.keys())
         if sends:
             _note_sends(sends.values())
+        for write in unqueues.values():
+            end_if_queued(write.job_id, write.run_time, write.fields)
 
 
 def _row(write: Write) -> DjangoJobExecution:
@@ -276,6 +287,13 @@ def _delete_rows(keys: Iterable[tuple[str, datetime]]) -> None:
         by_run_time.setdefault(run_time, []).append(job_id)
     for run_time, job_ids in by_run_time.items():
         DjangoJobExecution.objects.filter(run_time=run_time, job_id__in=job_ids).delete()
+
+
+def end_if_queued(job_id: str, run_time: datetime, fields: dict[str, Any]) -> int:
+    """Compare-and-set: end a fire that is still Queued; return 1 if it was."""
+    return DjangoJobExecution.objects.filter(
+        job_id=job_id, run_time=run_time, status=DjangoJobExecution.QUEUED
+    ).update(**fields)
 
 
 def _note_sends(writes: Iterable[Write]) -> None:

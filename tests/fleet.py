@@ -37,3 +37,21 @@ class ReleasingExecutor(RecordingExecutor):
     def shutdown(self, wait: bool = True) -> None:
         ReleasingExecutor.shutdowns.append(wait)
         super().shutdown(wait)
+
+
+class FlakyBrokerExecutor(RecordingExecutor):
+    """A broker a test takes down and brings back; counts every real try to send."""
+
+    first_pause = 0.5
+    max_pause = 2.0
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.up = False
+        self.tries = 0
+
+    def enqueue(self, fire: FleetFire) -> None:
+        self.tries += 1
+        if not self.up:
+            raise ConnectionError("broker at 127.0.0.1:1 refused the connection")
+        super().enqueue(fire)

@@ -15,6 +15,9 @@ enqueue.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -30,7 +33,9 @@ from ..asyncio_support import off_the_loop
 if TYPE_CHECKING:
     from ..jobstores import DjangoJobStore
 
-__all__ = ["FleetFire", "HandOffExecutor", "task_id_for"]
+__all__ = ["FleetFire", "HandOffExecutor", "SendingPaused", "task_id_for"]
+
+logger = logging.getLogger("django_apscheduler.executors")
 
 # uuid5 namespace of the task ids: fixed, so every scheduler derives the same id.
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c3d2e-4a8b-5c7d-9e0f-a1b2c3d4e5f6")
@@ -64,6 +69,14 @@ class FleetFire:
         return cls(job.id, moment, task_id_for(job.id, moment), job.name or job.id, queue, backend)
 
 
+class SendingPaused(Exception):
+    """Not sent: the last send through this executor failed a moment ago (see ``HandOffExecutor``)."""
+
+    # A known cause, already logged with its traceback when the pause began: the
+    # fire's own log line needs none (``fires.hand_off``).
+    needs_traceback = False
+
+
 class HandOffExecutor(BaseExecutor):
     """Sends each claimed fire to a worker fleet; subclasses implement ``enqueue``.
 
@@ -74,20 +87,75 @@ class HandOffExecutor(BaseExecutor):
     Other keyword arguments are kept in ``options`` for subclasses. To send some
     jobs elsewhere, configure one more alias with another queue or backend and
     give those jobs that executor.
+
+    Sends run on the scheduler's own loop, between claims. When one fails (the
+    broker is down, or times out), the executor pauses: for ``first_pause``
+    seconds, doubling at each further failure up to ``max_pause``, its fires end
+    Error! at once without a try. An unreachable broker then costs the loop one
+    failed send per pause instead of one per fire, and the jobs of the other
+    executors keep their times. The first send after a pause is a real try; one
+    that succeeds ends the pause.
     """
 
     # What ``fires`` asks to tell these executors from in-process ones.
     hands_off_fires = True
+    first_pause = 1.0
+    max_pause = 30.0
 
     def __init__(self, queue: str | None = None, backend: str | None = None, **options: Any) -> None:
         super().__init__()
         self.queue = queue
         self.backend = backend
         self.options = options
+        self._pause_lock = threading.Lock()
+        self._pause = 0.0  # seconds; 0: sending normally
+        self._paused_until = 0.0  # time.monotonic()
+        self._last_failure = ""
+        self.alias: str | None = None
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        """Started by the scheduler under ``alias`` (named in this executor's log lines)."""
+        super().start(scheduler, alias)
+        self.alias = alias
 
     @abstractmethod
     def enqueue(self, fire: FleetFire) -> None:
         """Send one fire to the workers; raise if it could not be sent (the fire then ends Error!)."""
+
+    def send(self, fire: FleetFire) -> None:
+        """``enqueue`` the fire, unless a recent failure paused this executor (then raise ``SendingPaused``)."""
+        with self._pause_lock:
+            wait = self._paused_until - time.monotonic()
+            if wait > 0:
+                raise SendingPaused(
+                    f"sending through this executor is paused for {wait:.1f} s more after a failed send "
+                    f"({self._last_failure})"
+                )
+        try:
+            self.enqueue(fire)
+        except Exception as error:
+            self._note_failure(error)
+            raise
+        if self._pause:
+            self._note_success()
+
+    def _note_failure(self, error: Exception) -> None:
+        with self._pause_lock:
+            self._pause = min(self.max_pause, self._pause * 2 if self._pause else self.first_pause)
+            self._paused_until = time.monotonic() + self._pause
+            self._last_failure = f"{type(error).__name__}: {error}"[:300]
+            pause = self._pause
+        logger.warning(
+            "Sending a fire through executor %r failed (%s). Its fires end Error! without a try for the next %g s; "
+            "check that the broker or task backend is reachable.",
+            self.alias, self._last_failure, pause,
+        )
+
+    def _note_success(self) -> None:
+        with self._pause_lock:
+            self._pause = 0.0
+            self._paused_until = 0.0
+        logger.info("Sending fires through executor %r works again.", self.alias)
 
     def fleet_fire(self, job: Job, run_time: datetime) -> FleetFire:
         return FleetFire.of(job, run_time, queue=self.queue, backend=self.backend)
@@ -107,9 +175,9 @@ class HandOffExecutor(BaseExecutor):
             fires.hand_off,
             job,
             run_times,
-            lambda run_time: self.enqueue(self.fleet_fire(job, run_time)),
+            lambda run_time: self.send(self.fleet_fire(job, run_time)),
             stored=store is not None,
-            note_sent=store.fires.note_sent if store is not None else None,
+            record=store.fires.record if store is not None else None,
         )
 
     def _django_store(self, job: Job) -> DjangoJobStore | None:

@@ -1,17 +1,20 @@
 """Fires handed to a worker fleet: queued once after the claim, started once by a worker, recorded in one row."""
 
+import logging
 import os
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django.db import OperationalError
 from django.test import override_settings
 
-from django_apscheduler import fires
+from django_apscheduler import fires, history_writer
 from django_apscheduler.executors.handoff import FleetFire, task_id_for
 from django_apscheduler.executors.worker import run_fire
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
-from tests.fleet import BrokerDownExecutor, RecordingExecutor
+from tests.fleet import BrokerDownExecutor, FlakyBrokerExecutor, RecordingExecutor
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,6 +103,74 @@ def test_a_broker_that_is_down_fails_its_fires_only(fleet, tmp_path):
     assert run_fire(fire.job_id, fire.run_time_iso) == DjangoJobExecution.SUCCESS
     # A worker that gets a message for the failed fire anyway does not run it.
     assert run_fire("unlucky", row.run_time.isoformat()) == DjangoJobExecution.ERROR
+
+
+def test_a_broker_that_is_down_costs_one_try_per_pause_not_one_per_fire(scheduler_factory, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="django_apscheduler.executors")
+    scheduler = scheduler_factory()
+    flaky = FlakyBrokerExecutor()
+    scheduler.add_executor(flaky, "flaky")
+    log = tmp_path / "calls.log"
+    now = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+    for index in range(10):
+        scheduler.add_job(jobfuncs.noop, "date", run_date=now, id=f"sent{index}", executor="flaky")
+    scheduler.add_job(jobfuncs.record_call, "date", run_date=now, id="in-process", args=[str(log)])
+    scheduler.start()
+
+    ids = [f"sent{index}" for index in range(10)]
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id__in=ids, status=DjangoJobExecution.ERROR).count() == 10,
+        message="the ten fires ended",
+    )
+    assert flaky.tries == 1  # one real try; the nine others were not tried while it was paused
+    exceptions = sorted(DjangoJobExecution.objects.filter(job_id__in=ids).values_list("exception", flat=True))
+    assert sum("ConnectionError: broker at 127.0.0.1:1 refused" in text for text in exceptions) == 10
+    assert sum("SendingPaused: sending through this executor is paused" in text for text in exceptions) == 9
+    wait_until(lambda: log.exists(), message="the in-process job")  # the other executor's job ran on time
+    assert "without a try for the next 0.5 s; check that the broker or task backend is reachable" in caplog.text
+    assert caplog.text.count("Traceback") <= 1  # the paused fires' lines carry none
+
+    # The broker is back: once the pause is over, the next fire is a real try, and it is sent.
+    flaky.up = True
+    time.sleep(flaky.first_pause + 0.1)
+    scheduler.add_job(jobfuncs.noop, "date", run_date=datetime.now(timezone.utc), id="after", executor="flaky")
+    wait_until(lambda: [f.job_id for f in flaky.sent] == ["after"], message="the fire sent after the pause")
+    wait_until(lambda: _row("after").last_seen is not None, message="the send noted")
+    assert _row("after").status == DjangoJobExecution.QUEUED
+    assert "works again" in caplog.text
+
+
+def test_hand_off_outcomes_wait_for_a_database_that_is_away(fleet, monkeypatch):
+    """The database fails while a hand-off is recorded: the writer retries, and the fire does not stay Queued."""
+    scheduler, _ = fleet
+    real_apply = history_writer.apply_writes
+    failures = []
+
+    def away_for_a_while(writes):
+        writes = list(writes)
+        if any(w.kind == "unqueue" for w in writes) and len(failures) < 3:
+            failures.append(len(writes))
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_apply(writes)
+
+    monkeypatch.setattr(history_writer, "apply_writes", away_for_a_while)
+    scheduler.add_job(jobfuncs.noop, "date", run_date=datetime.now(timezone.utc), id="unlucky", executor="down")
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="unlucky", status=DjangoJobExecution.ERROR).exists(),
+        message="the failed send recorded",
+    )
+    assert len(failures) == 3
+
+
+def test_ending_a_queued_fire_leaves_one_a_worker_has_started():
+    run_time = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    DjangoJobExecution.objects.create(job_id="started", run_time=run_time, status=DjangoJobExecution.SENT, worker_pid=1)
+    DjangoJobExecution.objects.create(job_id="waiting", run_time=run_time, status=DjangoJobExecution.QUEUED)
+    history_writer.apply_writes(
+        [history_writer.unqueue(job_id, run_time, status=DjangoJobExecution.ERROR) for job_id in ("started", "waiting")]
+    )
+    assert _row("started").status == DjangoJobExecution.SENT
+    assert _row("waiting").status == DjangoJobExecution.ERROR
 
 
 def test_an_unknown_message_runs_nothing():
