@@ -27,6 +27,7 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
+from django.db import connection, transaction
 
 from . import conf, fires, jobstate, operations
 from .executors import ExecutorConfigError, hand_off_executor_for
@@ -63,6 +64,12 @@ def run_jobs_now(job_ids: list[str], timeout: float | None = None) -> list[RunRe
     """Run each job once now; wait up to ``timeout`` seconds (default: the setting) for results."""
     if timeout is None:
         timeout = float(conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"))
+    if connection.in_atomic_block:
+        # Called inside the caller's transaction (a view under ATOMIC_REQUESTS): no
+        # scheduler sees the request, and no worker the queued fire, before it
+        # commits, so waiting would only use up the timeout. The runs start then;
+        # their results show in the job's executions.
+        timeout = 0
     if SchedulerInstance.objects.alive().exists():
         return _hand_to_scheduler(job_ids, timeout)
     return _run_in_process(job_ids, timeout)
@@ -138,13 +145,25 @@ def _submit(scheduler: BackgroundScheduler, job_id: str) -> RunResult:
 def _hand_to_workers(job: Job, run_time: datetime, executor: BaseExecutor) -> RunResult:
     """No scheduler is alive, but the job's executor sends it to workers: queue it for them from here."""
     assert isinstance(executor, HandOffExecutor)
+
+    def send() -> None:
+        try:
+            fires.hand_off(job, [run_time], lambda moment: executor.enqueue(executor.fleet_fire(job, moment)))
+        finally:
+            # Built for this one run: release what it holds (a Celery producer comes from a
+            # pool of ten; one kept per click would hang this process's sends).
+            executor.shutdown(wait=False)
+
     try:
-        if not fires.queue_unclaimed(job.id, run_time):
-            return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
-        fires.hand_off(job, [run_time], lambda moment: executor.enqueue(executor.fleet_fire(job, moment)))
-    finally:
-        # Built for this one run: release what it holds (a Celery producer comes from a
-        # pool of ten; one kept per click would hang this process's sends).
+        queued = fires.queue_unclaimed(job.id, run_time)
+    except BaseException:
         executor.shutdown(wait=False)
+        raise
+    if not queued:
+        executor.shutdown(wait=False)
+        return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
+    # A worker must find the Queued row: inside the caller's transaction, send once
+    # it commits (and never, if it rolls back). Outside one, this sends at once.
+    transaction.on_commit(send)
     logger.info("Run of job %r handed to the workers of executor %r (no scheduler is alive)", job.id, job.executor)
     return RunResult(job.id, run_time, None)

@@ -84,3 +84,55 @@ def test_without_a_live_scheduler_a_fleet_job_is_sent_once_and_its_executor_rele
     assert [fire.job_id for fire in ReleasingExecutor.sent_fires] == ["to/the_fleet"] * 3
     assert len(ReleasingExecutor.shutdowns) == 3
     assert DjangoJobExecution.objects.filter(job_id="to/the_fleet", status=DjangoJobExecution.QUEUED).count() == 3
+
+
+def test_inside_a_transaction_a_fleet_job_is_sent_once_it_commits_and_never_if_it_rolls_back(settings):
+    """ATOMIC_REQUESTS: a worker given the fire before the commit would not find its Queued row."""
+    from apscheduler.triggers.date import DateTrigger
+    from django.db import transaction
+
+    from django_apscheduler.jobstores import DjangoJobStore
+    from tests.fleet import ReleasingExecutor
+    from tests.helpers import build_job
+
+    settings.APSCHEDULER_EXECUTORS = {"fleet": {"type": "tests.fleet.ReleasingExecutor"}}
+    ReleasingExecutor.sent_fires.clear()
+    ReleasingExecutor.shutdowns.clear()
+    DjangoJobStore().add_job(build_job("to/the_fleet", NEXT_WEEK, DateTrigger(NEXT_WEEK), executor="fleet"))
+
+    with transaction.atomic():
+        (result,) = run_jobs_now(["to/the_fleet"], timeout=30)
+        assert not result.error and ReleasingExecutor.sent_fires == []  # not before the commit
+    assert [fire.job_id for fire in ReleasingExecutor.sent_fires] == ["to/the_fleet"]
+    assert len(ReleasingExecutor.shutdowns) == 1
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        run_jobs_now(["to/the_fleet"], timeout=30)
+        raise RuntimeError("the view failed")
+    assert len(ReleasingExecutor.sent_fires) == 1  # rolled back: nothing sent, no row left Queued
+    assert DjangoJobExecution.objects.filter(job_id="to/the_fleet").count() == 1
+
+
+def test_inside_a_transaction_run_now_does_not_wait_for_a_scheduler_that_cannot_see_it_yet(live_scheduler):
+    import time
+
+    from django.db import connection, transaction
+
+    if connection.vendor == "sqlite":
+        pytest.skip(
+            "SQLite cannot turn this read-then-write transaction into a write while the scheduler writes "
+            "(its deferred transactions fail at once); Django 5.1+'s transaction_mode IMMEDIATE avoids it"
+        )
+
+    live_scheduler.add_job(jobfuncs.noop, "date", run_date=NEXT_WEEK, id="weekly")
+    started = time.monotonic()
+    with transaction.atomic():
+        (result,) = run_jobs_now(["weekly"], timeout=30)
+    assert time.monotonic() - started < 10  # it did not wait out the 30 s
+    assert not result.error and result.execution is None  # pending: the scheduler runs it after the commit
+    from tests.helpers import wait_until
+
+    wait_until(
+        lambda: DjangoJobExecution.objects.filter(job_id="weekly", status=DjangoJobExecution.SUCCESS).exists(),
+        message="the run after the commit",
+    )
