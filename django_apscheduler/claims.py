@@ -414,24 +414,35 @@ class Unstarted:
     stored_next_run_time: datetime
 
 
-def give_back(unstarted: Unstarted, scheduler_id: int | None) -> bool:
+class _NotAllThere(Exception):
+    """A fire being given back has no "Started execution" row any more: undo nothing."""
+
+
+def give_back(unstarted: Unstarted) -> bool:
     """Undo the claim of fires that never started: their rows go, the job is due at the first again.
 
     A compare-and-set on the next run time the claim stored: if a peer has claimed
     the job's later fires since, or someone edited its schedule, nothing changes
-    and ``False`` is returned (the caller then records the fires as lost). Fires a
-    peer already ran are not run twice: the next claim skips recorded fires.
+    and ``False`` is returned (the caller then records the fires as lost). So is
+    it when a fire's row is no longer "Started execution" (a peer ended it): its
+    fire would otherwise be skipped as recorded, not run. Fires a peer already ran
+    are not run twice: the next claim skips recorded fires.
     """
     first = min(unstarted.run_times)
-    with write_transaction():
-        restored = DjangoJob.objects.filter(
-            pk=unstarted.job_id, next_run_time=to_db(unstarted.stored_next_run_time)
-        ).update(next_run_time=to_db(first))
-        if restored:
-            DjangoJobExecution.objects.filter(
+    try:
+        with write_transaction():
+            restored = DjangoJob.objects.filter(
+                pk=unstarted.job_id, next_run_time=to_db(unstarted.stored_next_run_time)
+            ).update(next_run_time=to_db(first))
+            if not restored:
+                return False
+            deleted, _ = DjangoJobExecution.objects.filter(
                 job_id=unstarted.job_id,
                 run_time__in=[to_db(t) for t in unstarted.run_times],
                 status=DjangoJobExecution.SENT,
-                scheduler_id=scheduler_id,
             ).delete()
-    return bool(restored)
+            if deleted != len(set(unstarted.run_times)):
+                raise _NotAllThere  # rolls the transaction back
+    except _NotAllThere:
+        return False
+    return True

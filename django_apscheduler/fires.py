@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import inspect
 import logging
 import os
@@ -80,6 +81,7 @@ from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from . import conf, history_writer, metrics
@@ -239,7 +241,7 @@ class Fires:
         given_back = 0
         for entry in returnable.values():
             try:
-                returned = give_back(entry, self.scheduler_id)
+                returned = run_with_retry(functools.partial(give_back, entry), "giving back unstarted fires", attempts=3)
             except Exception:  # noqa: BLE001 -- the shutdown goes on; the rows end Lost! when the heartbeat expires
                 logger.exception("Could not give back the unstarted fires of job %r", entry.job_id)
                 continue
@@ -250,24 +252,23 @@ class Fires:
         if given_back:
             logger.info(
                 "Gave back %d claimed fire(s) that had not started when the scheduler stopped; "
-                "a running peer, or the next scheduler to start, runs them.",
+                "a running peer, or the next scheduler to start, runs them (within their misfire_grace_time).",
                 given_back,
             )
-        for job_id, run_time in lost:
-            self._submit(
-                history_writer.final(
-                    job_id, to_db(run_time), status=DjangoJobExecution.LOST, exception=_NEVER_STARTED,
-                    scheduler_id=self.scheduler_id,
-                )
-            )
         if lost:
-            metrics.fires_lost(len(lost))
-            logger.warning(
-                "Marked %d execution(s) as Lost!: the scheduler stopped before they started and their claim "
-                "could not be undone (a run-now request, a job with no later fire, or a schedule changed meanwhile). "
-                "Run the jobs again from the admin if they must run.",
-                len(lost),
-            )
+            try:
+                marked = run_with_retry(lambda: _mark_never_started(lost), "recording unstarted fires", attempts=3)
+            except Exception:  # noqa: BLE001 -- as above
+                logger.exception("Could not record %d unstarted fire(s) as Lost!", len(lost))
+                return
+            if marked:
+                metrics.fires_lost(marked)
+                logger.warning(
+                    "Marked %d execution(s) as Lost!: the scheduler stopped before they started and their claim "
+                    "could not be undone (a run-now request, a job with no later fire, or a schedule changed "
+                    "meanwhile). Run the jobs again from the admin if they must run.",
+                    marked,
+                )
 
     def _starts(self, job_id: str, run_time: datetime | None) -> bool:
         """The function of this fire starts now, unless the fire was settled at ``stop``."""
@@ -337,10 +338,13 @@ class Fires:
             self._wrap_function(job, claim.run_times)
         # Undoable: the claim only moved the job's next run time on (``give_back``).
         undo_to = None if claim.run_now else claim.next_run_time
+        # Only where the timer sees the function start: a process pool runs the
+        # job's function from its reference, in another process.
+        settles = not claim.hands_off and self._runs_in_this_process(job)
         with self._lock:
             for run_time in claim.run_times:
                 self._remember_started(job.id, run_time)
-                if not claim.hands_off:
+                if settles:
                     self._not_started[(job.id, run_time)] = undo_to
             while len(self._not_started) > _MAX_REMEMBERED_FIRES:
                 self._not_started.popitem(last=False)
@@ -355,6 +359,16 @@ class Fires:
         else:
             self._echoes.next_run_times[job.id] = claim.next_run_time
         return job
+
+    def _runs_in_this_process(self, job: Job) -> bool:
+        """Whether the job's executor calls ``job.func`` in this process (so the timer sees each start)."""
+        if self._scheduler is None:
+            return False
+        try:
+            executor = self._scheduler._lookup_executor(job.executor)  # APScheduler's one lookup (private)
+        except KeyError:
+            return False
+        return isinstance(executor, _in_process_executor_classes())
 
     def _fail_claimed(self, claim: Claim, error: Exception) -> None:
         job_id = claim.job.id
@@ -515,6 +529,7 @@ class Fires:
                 self._submit(start_write(event.job_id, run_time, self.scheduler_id))
 
     def _on_outcome(self, event: JobExecutionEvent) -> None:
+        self._ended_unstarted(event.job_id, event.scheduled_run_time)  # it ran (whatever the timer thought)
         timing = self._pop_timing(event.job_id, event.scheduled_run_time)
         metrics.job_event(event, timing)
         if event.code == EVENT_JOB_EXECUTED and event.job_id in self._failures_only:
@@ -588,6 +603,38 @@ class _RunTimeTracker:
 
 
 # --- writes, for this module and for executors in other processes --------------------
+
+
+def _mark_never_started(fires: list[tuple[str, datetime]]) -> int:
+    """End these claimed fires Lost!, each only if it is still "Started execution" (nothing recorded since)."""
+    finished = Decimal(f"{utc_now().timestamp():.2f}")
+    marked = 0
+    with transaction.atomic():
+        for job_id, run_time in fires:
+            marked += DjangoJobExecution.objects.filter(
+                job_id=job_id, run_time=to_db(run_time), status=DjangoJobExecution.SENT
+            ).update(status=DjangoJobExecution.LOST, exception=_NEVER_STARTED, finished=finished)
+    return marked
+
+
+@functools.cache
+def _in_process_executor_classes() -> tuple[type, ...]:
+    """APScheduler's executors that call the job's function in this process (not its process pool)."""
+    from apscheduler.executors.asyncio import AsyncIOExecutor
+    from apscheduler.executors.debug import DebugExecutor
+    from apscheduler.executors.pool import ThreadPoolExecutor
+
+    classes: list[type] = [ThreadPoolExecutor, AsyncIOExecutor, DebugExecutor]
+    for module, name in (
+        ("apscheduler.executors.tornado", "TornadoExecutor"),
+        ("apscheduler.executors.gevent", "GeventExecutor"),
+        ("apscheduler.executors.twisted", "TwistedExecutor"),
+    ):
+        try:
+            classes.append(getattr(importlib.import_module(module), name))
+        except ImportError:  # its event loop library is not installed
+            pass
+    return tuple(classes)
 
 
 def start_write(job_id: str, run_time: datetime, scheduler_id: int | None) -> history_writer.Write:

@@ -14,7 +14,7 @@ class RecordingExecutor(HandOffExecutor):
         self.sent_event = threading.Event()
 
     def enqueue(self, fire: FleetFire) -> None:
-        self.sent.append(fire)
+        self.sent.append(fire)  # list.append is atomic: several sending threads may call this
         self.sent_event.set()
 
 
@@ -49,9 +49,23 @@ class FlakyBrokerExecutor(RecordingExecutor):
         super().__init__(**options)
         self.up = False
         self.tries = 0
+        self._tries_lock = threading.Lock()
 
     def enqueue(self, fire: FleetFire) -> None:
-        self.tries += 1
+        with self._tries_lock:  # several sending threads
+            self.tries += 1
         if not self.up:
             raise ConnectionError("broker at 127.0.0.1:1 refused the connection")
+        super().enqueue(fire)
+
+
+class SlowBrokerExecutor(RecordingExecutor):
+    """A broker that takes its time to accept each message."""
+
+    seconds_per_message = 1.5
+
+    def enqueue(self, fire: FleetFire) -> None:
+        import time
+
+        time.sleep(self.seconds_per_message)
         super().enqueue(fire)

@@ -83,11 +83,12 @@ class CeleryExecutor(HandOffExecutor):
         super().__init__(queue=queue, backend=backend, **options)
         self._app_spec: Celery | str | None = app if app is not None else backend
         self._app: Celery | None = None
-        # One producer (a broker connection and channel), kept: acquiring one from
-        # Celery's pool for every message halves the rate of a burst. Producers are not
-        # thread-safe, hence the lock (sends would share the connection anyway).
-        self._producer: Any = None
-        self._send_lock = threading.Lock()
+        # One producer (a broker connection and channel) per sending thread, kept:
+        # acquiring one from Celery's pool for every message halves the rate of a
+        # burst, and producers are not thread-safe.
+        self._local = threading.local()
+        self._producers: list[Any] = []
+        self._producers_lock = threading.Lock()
 
     @property
     def app(self) -> Celery:
@@ -99,31 +100,43 @@ class CeleryExecutor(HandOffExecutor):
 
     def enqueue(self, fire: FleetFire) -> None:
         options: dict[str, Any] = {"queue": fire.queue} if fire.queue else {}
-        with self._send_lock:
-            if self._producer is None:
-                self._producer = self.app.producer_pool.acquire(block=True)
-            try:
-                self.app.send_task(
-                    TASK_NAME,
-                    args=[fire.job_id, fire.run_time_iso],
-                    task_id=fire.task_id,
-                    headers=message_headers(fire),
-                    producer=self._producer,
-                    **options,
-                )
-            except Exception:
-                self._release_producer()  # the next fire starts from a fresh connection
-                raise
+        producer = self._producer()
+        try:
+            self.app.send_task(
+                TASK_NAME,
+                args=[fire.job_id, fire.run_time_iso],
+                task_id=fire.task_id,
+                headers=message_headers(fire),
+                producer=producer,
+                **options,
+            )
+        except Exception:
+            self._release(producer)  # this thread's next fire starts from a fresh connection
+            raise
 
     def shutdown(self, wait: bool = True) -> None:
-        super().shutdown(wait)
-        with self._send_lock:
-            self._release_producer()
+        super().shutdown(wait)  # the senders have stopped (with wait, after their last fire)
+        with self._producers_lock:
+            producers, self._producers = self._producers, []
+        for producer in producers:
+            self._release(producer)
 
-    def _release_producer(self) -> None:
-        producer, self._producer = self._producer, None
+    def _producer(self) -> Any:
+        """This thread's producer, acquired from the app's pool at its first fire."""
+        producer = getattr(self._local, "producer", None)
         if producer is None:
-            return
+            producer = self.app.producer_pool.acquire(block=True)
+            self._local.producer = producer
+            with self._producers_lock:
+                self._producers.append(producer)
+        return producer
+
+    def _release(self, producer: Any) -> None:
+        if getattr(self._local, "producer", None) is producer:
+            self._local.producer = None
+        with self._producers_lock:
+            if producer in self._producers:
+                self._producers.remove(producer)
         try:
             producer.release()
         except Exception:  # noqa: BLE001 -- a broken producer's release may fail too; it is dropped either way

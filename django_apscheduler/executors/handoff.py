@@ -11,24 +11,34 @@ Everything that happens to the fire's row is ``fires``' business: the claim has
 written it "Queued" and committed before ``submit_job`` is called, and
 ``fires.hand_off`` calls ``enqueue`` once per fire. A subclass only says how to
 enqueue.
+
+The sends happen in the executor's own thread (``_Sender``), not in the
+scheduler's loop that called ``submit_job``: the loop goes back to claiming while
+the fires are sent (a burst is claimed and sent at once, not one after the
+other), a broker that is slow to answer holds up no other executor's jobs, and on
+an ``AsyncIOScheduler`` nothing of the hand-off (a database-backed queue is a
+query) runs on the event loop.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
+from django.db import connections
 
-from .. import fires
-from ..asyncio_support import off_the_loop
+from .. import fires, history_writer
+from ..database import connection_hygiene
 
 if TYPE_CHECKING:
     from ..jobstores import DjangoJobStore
@@ -101,6 +111,10 @@ class HandOffExecutor(BaseExecutor):
     hands_off_fires = True
     first_pause = 1.0
     max_pause = 30.0
+    # Threads sending at once: a send is mostly a wait for the broker's answer (or
+    # the queue's INSERT and commit), and several waits overlap. Fires of one claim
+    # of a job are sent by one thread, in order.
+    sender_threads = 4
 
     def __init__(self, queue: str | None = None, backend: str | None = None, **options: Any) -> None:
         super().__init__()
@@ -112,11 +126,20 @@ class HandOffExecutor(BaseExecutor):
         self._paused_until = 0.0  # time.monotonic()
         self._last_failure = ""
         self.alias: str | None = None
+        self._sender: _Sender | None = None
 
     def start(self, scheduler: Any, alias: str) -> None:
         """Started by the scheduler under ``alias`` (named in this executor's log lines)."""
         super().start(scheduler, alias)
         self.alias = alias
+        self._sender = _Sender(self, f"django-apscheduler-send-{alias}", self.sender_threads)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop sending; with ``wait``, once every fire submitted so far is sent (or has ended Error!)."""
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.stop(wait)
+        super().shutdown(wait)
 
     @abstractmethod
     def enqueue(self, fire: FleetFire) -> None:
@@ -168,17 +191,18 @@ class HandOffExecutor(BaseExecutor):
         self._do_submit_job(job, run_times)
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        # On an AsyncIOScheduler this runs on the event loop, where Django refuses
-        # queries (a database-backed queue is one): off the loop, then.
+        if self._sender is None:
+            raise RuntimeError(f"executor {self.alias!r} has been shut down")
         store = self._django_store(job)
-        off_the_loop(
-            fires.hand_off,
-            job,
-            run_times,
-            lambda run_time: self.send(self.fleet_fire(job, run_time)),
-            stored=store is not None,
-            record=store.fires.record if store is not None else None,
+        self._sender.put(
+            job, run_times, stored=store is not None, record=store.fires.record if store is not None else None
         )
+
+    def _hand_off(
+        self, job: Job, run_times: list[datetime], *, stored: bool, record: Callable[[history_writer.Write], None] | None
+    ) -> None:
+        """Send the job's fires (in the sender's thread): ``fires.hand_off`` through ``send``."""
+        fires.hand_off(job, run_times, lambda run_time: self.send(self.fleet_fire(job, run_time)), stored=stored, record=record)
 
     def _django_store(self, job: Job) -> DjangoJobStore | None:
         """The job's store, if it is a DjangoJobStore (the workers load the job from the database)."""
@@ -195,3 +219,63 @@ class HandOffExecutor(BaseExecutor):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}(queue={self.queue!r}, backend={self.backend!r})>"
+
+
+_STOP = object()
+
+
+class _Sender:
+    """One hand-off executor's threads: they hand off the fires submitted to it.
+
+    Started at the first fire; ``stop`` lets them finish what was submitted before
+    it. Each thread's database connection (a database-backed queue, the hand-off's
+    own writes when no history writer runs) is tidied before each job and closed
+    at the end.
+    """
+
+    def __init__(self, executor: HandOffExecutor, name: str, count: int) -> None:
+        self._executor = executor
+        self._name = name
+        self._count = max(1, count)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+
+    def put(self, job: Job, run_times: list[datetime], **options: Any) -> None:
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"{self._name} has stopped")
+            if not self._threads:
+                for index in range(self._count):
+                    thread = threading.Thread(target=self._run, name=f"{self._name}-{index}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            self._queue.put((job, run_times, options))
+
+    def stop(self, wait: bool) -> None:
+        with self._lock:
+            self._stopped = True
+            threads = list(self._threads)
+            for _ in threads:
+                self._queue.put(_STOP)  # after everything submitted: each thread takes one
+        if wait:
+            for thread in threads:
+                thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                job, run_times, options = item
+                try:
+                    connection_hygiene()
+                    self._executor._hand_off(job, run_times, **options)
+                except Exception:  # noqa: BLE001 -- the thread must go on sending the other jobs' fires
+                    logger.exception(
+                        "Could not hand off the fires of job %r; they end Lost! when this scheduler stops", job.id
+                    )
+        finally:
+            connections.close_all()

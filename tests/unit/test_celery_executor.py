@@ -90,7 +90,7 @@ def test_a_broker_that_refuses_raises_from_enqueue():
     with pytest.raises(Exception) as raised:
         executor.enqueue(fire())
     assert raised.type.__name__ in ("OperationalError", "ConnectionError"), raised
-    assert executor._producer is None  # the next fire starts from a fresh connection
+    assert executor._producers == [] and executor._local.producer is None  # the next fire starts afresh
 
 
 def test_one_producer_serves_every_fire_until_shutdown():
@@ -99,13 +99,12 @@ def test_one_producer_serves_every_fire_until_shutdown():
     executor.start(mock.Mock(), "celery")
     for minute in range(3):
         executor.enqueue(FleetFire("job", RUN_TIME.replace(minute=minute), f"id-{minute}", "job", None, None))
-    kept = executor._producer
-    assert kept is not None
+    (kept,) = executor._producers  # one for this thread
     executor.enqueue(fire())
-    assert executor._producer is kept
+    assert executor._producers == [kept]
     assert [read_one(app).headers["id"] for _ in range(4)] == ["id-0", "id-1", "id-2", fire().task_id]
     executor.shutdown()
-    assert executor._producer is None
+    assert executor._producers == []
 
 
 @pytest.mark.parametrize(
