@@ -50,6 +50,9 @@ class RunResult:
     execution: DjangoJobExecution | None
     error: str = ""  # set when the job could not even be started
     in_process: bool = False  # run here because no scheduler was alive
+    # Requested inside the caller's transaction: it starts once that commits, so
+    # its result was not waited for.
+    deferred: bool = False
 
     @property
     def finished(self) -> bool:
@@ -64,12 +67,6 @@ def run_jobs_now(job_ids: list[str], timeout: float | None = None) -> list[RunRe
     """Run each job once now; wait up to ``timeout`` seconds (default: the setting) for results."""
     if timeout is None:
         timeout = float(conf.get("APSCHEDULER_RUN_NOW_TIMEOUT"))
-    if connection.in_atomic_block:
-        # Called inside the caller's transaction (a view under ATOMIC_REQUESTS): no
-        # scheduler sees the request, and no worker the queued fire, before it
-        # commits, so waiting would only use up the timeout. The runs start then;
-        # their results show in the job's executions.
-        timeout = 0
     if SchedulerInstance.objects.alive().exists():
         return _hand_to_scheduler(job_ids, timeout)
     return _run_in_process(job_ids, timeout)
@@ -81,19 +78,27 @@ def _hand_to_scheduler(job_ids: list[str], timeout: float) -> list[RunResult]:
         run_time = utc_now()
         if DjangoJob.objects.filter(pk=job_id).runnable().update(run_requested_at=to_db(run_time)):
             logger.info("Run of job %r requested from a live scheduler", job_id)
-            results.append(RunResult(job_id, run_time, None))
+            results.append(RunResult(job_id, run_time, None, deferred=_in_callers_transaction()))
         else:
             results.append(RunResult(job_id, run_time, None, error=_NOT_RUNNABLE))
     _collect(results, timeout)
     return results
 
 
+def _in_callers_transaction() -> bool:
+    """Inside the caller's transaction (a view under ATOMIC_REQUESTS), no scheduler sees a run
+    request, and no worker a queued fire, before it commits: waiting for them would only use
+    up the timeout."""
+    return connection.in_atomic_block
+
+
 def _collect(results: list[RunResult], timeout: float) -> None:
-    pending = [(r.job_id, to_db(r.run_time)) for r in results if not r.error]
-    outcomes = wait_for_results(pending, timeout)
-    for result in results:
-        if not result.error:
-            result.execution = outcomes.get((result.job_id, to_db(result.run_time)))
+    waited = [r for r in results if not r.error and not r.deferred]
+    if not waited:
+        return
+    outcomes = wait_for_results([(r.job_id, to_db(r.run_time)) for r in waited], timeout)
+    for result in waited:
+        result.execution = outcomes.get((result.job_id, to_db(result.run_time)))
 
 
 def _run_in_process(job_ids: list[str], timeout: float) -> list[RunResult]:
@@ -164,6 +169,8 @@ def _hand_to_workers(job: Job, run_time: datetime, executor: BaseExecutor) -> Ru
         return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
     # A worker must find the Queued row: inside the caller's transaction, send once
     # it commits (and never, if it rolls back). Outside one, this sends at once.
-    transaction.on_commit(send)
+    # Robust: one job's failed send must not cost the other jobs' callbacks theirs.
+    deferred = _in_callers_transaction()
+    transaction.on_commit(send, robust=True)
     logger.info("Run of job %r handed to the workers of executor %r (no scheduler is alive)", job.id, job.executor)
-    return RunResult(job.id, run_time, None)
+    return RunResult(job.id, run_time, None, deferred=deferred)

@@ -9,6 +9,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Liveness settings of the scheduler processes in most cluster tests: a dead peer is
+# noticed within seconds, a live one starved of CPU for a moment is not taken for dead.
+QUICK_LIVENESS = {
+    "APSCHEDULER_POLL_INTERVAL": "1",
+    "APSCHEDULER_HEARTBEAT_INTERVAL": "0.5",
+    "APSCHEDULER_HEARTBEAT_TIMEOUT": "3",
+}
+
 
 @dataclass
 class Cluster:

@@ -51,6 +51,40 @@ def subprocess_env(transactional_db):
     return env
 
 
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """An empty ``@job`` registry for this test, which declares its own jobs.
+
+    The admin pages read the declarations of this process, and would otherwise
+    discover the example's and every test module's.
+    """
+    from django_apscheduler import registry
+
+    monkeypatch.setattr(registry, "_declared", {})
+    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+    return registry
+
+
+@pytest.fixture
+def cluster_factory(subprocess_env, tmp_path):
+    """Build a ``Cluster`` of scheduler processes on this test's database; each is stopped afterwards.
+
+    ``make(settings)``: environment variables (settings) over ``subprocess_env``.
+    """
+    from tests.cluster import Cluster
+
+    made = []
+
+    def make(settings=None):
+        cluster = Cluster(env={**subprocess_env, **(settings or {})}, workdir=tmp_path)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def release_thread_connections(django_db_setup):
     """Before the test database is dropped, free the connections of finished scheduler threads.

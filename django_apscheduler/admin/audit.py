@@ -87,6 +87,8 @@ def ran_now(result: runnow.RunResult, timeout: float) -> str | None:
     if result.error:
         return None
     where = gettext(" in this web process") if result.in_process else ""
+    if result.deferred:
+        return gettext("Run now requested%(where)s; it starts once the request is saved.") % {"where": where}
     execution = result.execution
     if execution is None or execution.status not in DjangoJobExecution.FINAL_STATUSES:
         return gettext("Run now requested%(where)s; still running after %(timeout)s s.") % {

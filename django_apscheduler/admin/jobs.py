@@ -729,17 +729,27 @@ def report_run_results(
     background, so they are grouped into a single warning rather than one each.
     """
     pending: list[str] = []
+    deferred: list[str] = []
     for result in results:
+        if result.deferred:
+            deferred.append(result.job_id)
+            continue
         if not result.error and not result.finished:
             pending.append(result.job_id)
             continue
         level, text = describe_run_result(result)
         message_user(request, text, level)
-    if pending:
-        executions_url = reverse("admin:django_apscheduler_djangojobexecution_changelist")
-        links = format_html_join(
-            ", ", '<a href="{}?{}">{}</a>', ((executions_url, urlencode({"job": job_id}), job_id) for job_id in pending)
+    if deferred:
+        message_user(
+            request,
+            format_html(
+                gettext("Requested: {}. They start once this request is saved (ATOMIC_REQUESTS); their results will appear there."),
+                _execution_links(deferred),
+            ),
+            messages.INFO,
         )
+    if pending:
+        links = _execution_links(pending)
         message_user(
             request,
             format_html(
@@ -749,6 +759,14 @@ def report_run_results(
             ),
             messages.WARNING,
         )
+
+
+def _execution_links(job_ids: list[str]) -> str:
+    """Each job id, linked to its executions."""
+    executions_url = reverse("admin:django_apscheduler_djangojobexecution_changelist")
+    return format_html_join(
+        ", ", '<a href="{}?{}">{}</a>', ((executions_url, urlencode({"job": job_id}), job_id) for job_id in job_ids)
+    )
 
 
 def describe_run_result(result: runnow.RunResult) -> tuple[int, str]:

@@ -36,6 +36,9 @@ __all__ = ["TASK_NAME", "CeleryExecutor", "load_app", "message_headers"]
 
 logger = logging.getLogger("django_apscheduler.executors.celery")
 
+# Seconds a sending thread waits for a free connection of the app's broker pool.
+_ACQUIRE_TIMEOUT = 10.0
+
 
 def load_app(spec: Celery | str | None = None) -> Celery:
     """The Celery app to send through.
@@ -87,8 +90,16 @@ class CeleryExecutor(HandOffExecutor):
         # acquiring one from Celery's pool for every message halves the rate of a
         # burst, and producers are not thread-safe.
         self._local = threading.local()
-        self._producers: list[Any] = []
+        self._producers: dict[Any, threading.Thread] = {}  # each producer, and the thread that uses it
         self._producers_lock = threading.Lock()
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        # Each sending thread holds one of the app's pooled broker connections: leave
+        # at least half of the pool to the project's own tasks.
+        limit = self.app.conf.broker_pool_limit
+        if limit:
+            self.sender_threads = max(1, min(type(self).sender_threads, limit // 2))
+        super().start(scheduler, alias)
 
     @property
     def app(self) -> Celery:
@@ -115,28 +126,42 @@ class CeleryExecutor(HandOffExecutor):
             raise
 
     def shutdown(self, wait: bool = True) -> None:
-        super().shutdown(wait)  # the senders have stopped (with wait, after their last fire)
+        super().shutdown(wait)  # with wait, the sending threads have ended and released theirs
+        # The producers of threads that are done with them: this one's (run now sends from
+        # the caller's thread), and those of threads that ended. A sending thread still
+        # at work (wait=False) releases its own as it ends.
+        current = threading.current_thread()
         with self._producers_lock:
-            producers, self._producers = self._producers, []
-        for producer in producers:
+            done = [p for p, thread in self._producers.items() if thread is current or not thread.is_alive()]
+        for producer in done:
+            self._release(producer)
+
+    def _sender_thread_ends(self) -> None:
+        producer = getattr(self._local, "producer", None)
+        if producer is not None:
             self._release(producer)
 
     def _producer(self) -> Any:
-        """This thread's producer, acquired from the app's pool at its first fire."""
+        """This thread's producer, acquired from the app's pool at its first fire.
+
+        With a timeout: a pool used up by others fails the fire (Error!) instead of
+        blocking the thread for ever.
+        """
         producer = getattr(self._local, "producer", None)
         if producer is None:
-            producer = self.app.producer_pool.acquire(block=True)
+            producer = self.app.producer_pool.acquire(block=True, timeout=_ACQUIRE_TIMEOUT)
             self._local.producer = producer
             with self._producers_lock:
-                self._producers.append(producer)
+                self._producers[producer] = threading.current_thread()
         return producer
 
     def _release(self, producer: Any) -> None:
+        """Give a producer back to the pool, once (whichever thread asks)."""
         if getattr(self._local, "producer", None) is producer:
             self._local.producer = None
         with self._producers_lock:
-            if producer in self._producers:
-                self._producers.remove(producer)
+            if self._producers.pop(producer, None) is None:
+                return  # released already
         try:
             producer.release()
         except Exception:  # noqa: BLE001 -- a broken producer's release may fail too; it is dropped either way

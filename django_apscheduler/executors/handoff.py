@@ -38,6 +38,7 @@ from apscheduler.job import Job
 from django.db import connections
 
 from .. import fires, history_writer
+from ..asyncio_support import off_the_loop
 from ..database import connection_hygiene
 
 if TYPE_CHECKING:
@@ -98,13 +99,14 @@ class HandOffExecutor(BaseExecutor):
     jobs elsewhere, configure one more alias with another queue or backend and
     give those jobs that executor.
 
-    Sends run on the scheduler's own loop, between claims. When one fails (the
-    broker is down, or times out), the executor pauses: for ``first_pause``
-    seconds, doubling at each further failure up to ``max_pause``, its fires end
-    Error! at once without a try. An unreachable broker then costs the loop one
-    failed send per pause instead of one per fire, and the jobs of the other
-    executors keep their times. The first send after a pause is a real try; one
-    that succeeds ends the pause.
+    Sends run in ``sender_threads`` threads of the executor's own, never in the
+    scheduler's loop. When one fails (the broker is down, or times out), the
+    executor pauses: for ``first_pause`` seconds, doubling at each further failure
+    up to ``max_pause``, its fires end Error! at once without a try, so an
+    unreachable broker costs one failed send per pause instead of one per fire.
+    Only a send begun after the pause was set counts: sends already under way
+    when it began neither lengthen nor end it. The first send after a pause is a
+    real try; one that succeeds ends the pause.
     """
 
     # What ``fires`` asks to tell these executors from in-process ones.
@@ -125,6 +127,8 @@ class HandOffExecutor(BaseExecutor):
         self._pause = 0.0  # seconds; 0: sending normally
         self._paused_until = 0.0  # time.monotonic()
         self._last_failure = ""
+        # Counts the changes of pause: a send's outcome counts only if none happened since it began.
+        self._pause_epoch = 0
         self.alias: str | None = None
         self._sender: _Sender | None = None
 
@@ -154,16 +158,20 @@ class HandOffExecutor(BaseExecutor):
                     f"sending through this executor is paused for {wait:.1f} s more after a failed send "
                     f"({self._last_failure})"
                 )
+            epoch = self._pause_epoch
         try:
             self.enqueue(fire)
         except Exception as error:
-            self._note_failure(error)
+            self._note_failure(error, epoch)
             raise
         if self._pause:
-            self._note_success()
+            self._note_success(epoch)
 
-    def _note_failure(self, error: Exception) -> None:
+    def _note_failure(self, error: Exception, epoch: int) -> None:
         with self._pause_lock:
+            if epoch != self._pause_epoch:
+                return  # begun before the current pause: that failure is already counted
+            self._pause_epoch += 1
             self._pause = min(self.max_pause, self._pause * 2 if self._pause else self.first_pause)
             self._paused_until = time.monotonic() + self._pause
             self._last_failure = f"{type(error).__name__}: {error}"[:300]
@@ -174,8 +182,11 @@ class HandOffExecutor(BaseExecutor):
             self.alias, self._last_failure, pause,
         )
 
-    def _note_success(self) -> None:
+    def _note_success(self, epoch: int) -> None:
         with self._pause_lock:
+            if epoch != self._pause_epoch or not self._pause:
+                return  # begun before the current pause, or another send ended it already
+            self._pause_epoch += 1
             self._pause = 0.0
             self._paused_until = 0.0
         logger.info("Sending fires through executor %r works again.", self.alias)
@@ -191,12 +202,18 @@ class HandOffExecutor(BaseExecutor):
         self._do_submit_job(job, run_times)
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        if self._sender is None:
-            raise RuntimeError(f"executor {self.alias!r} has been shut down")
         store = self._django_store(job)
-        self._sender.put(
-            job, run_times, stored=store is not None, record=store.fires.record if store is not None else None
-        )
+        options: dict[str, Any] = {"stored": store is not None, "record": store.fires.record if store else None}
+        sender = self._sender
+        if sender is not None and sender.put(job, run_times, options):
+            return
+        # Its sender has stopped (a claim made while the scheduler shuts down):
+        # send here, as the fires are claimed already. Off the event loop, where
+        # Django refuses queries (a database-backed queue is one).
+        off_the_loop(self._hand_off, job, run_times, **options)
+
+    def _sender_thread_ends(self) -> None:
+        """Called in each sending thread as it ends: release what it holds (subclasses)."""
 
     def _hand_off(
         self, job: Job, run_times: list[datetime], *, stored: bool, record: Callable[[history_writer.Write], None] | None
@@ -242,16 +259,18 @@ class _Sender:
         self._threads: list[threading.Thread] = []
         self._stopped = False
 
-    def put(self, job: Job, run_times: list[datetime], **options: Any) -> None:
+    def put(self, job: Job, run_times: list[datetime], options: dict[str, Any]) -> bool:
+        """Queue the job's fires for sending; False once stopped."""
         with self._lock:
             if self._stopped:
-                raise RuntimeError(f"{self._name} has stopped")
+                return False
             if not self._threads:
                 for index in range(self._count):
                     thread = threading.Thread(target=self._run, name=f"{self._name}-{index}", daemon=True)
                     thread.start()
                     self._threads.append(thread)
             self._queue.put((job, run_times, options))
+        return True
 
     def stop(self, wait: bool) -> None:
         with self._lock:
@@ -275,7 +294,14 @@ class _Sender:
                     self._executor._hand_off(job, run_times, **options)
                 except Exception:  # noqa: BLE001 -- the thread must go on sending the other jobs' fires
                     logger.exception(
-                        "Could not hand off the fires of job %r; they end Lost! when this scheduler stops", job.id
+                        "Could not hand off the fires of job %r; they stay Queued, unsent, until this "
+                        "scheduler stops (then they end Lost!)",
+                        job.id,
                     )
+                if self._queue.empty():
+                    connections.close_all()  # idle: hold no database connection meanwhile
         finally:
-            connections.close_all()
+            try:
+                self._executor._sender_thread_ends()
+            finally:
+                connections.close_all()

@@ -294,18 +294,15 @@ LAYOUT_JS = """
 """
 
 
-def _seed_forms_and_job_page(monkeypatch):
+def _seed_forms_and_job_page(registry):
     """A declared function for the add form, a healthy job whose last run failed, a paused job."""
     from apscheduler.triggers.interval import IntervalTrigger
     from django.utils import timezone as dj_timezone
 
-    from django_apscheduler import registry
     from django_apscheduler.jobstores import DjangoJobStore
     from django_apscheduler.models import DjangoJob
     from tests.helpers import build_job
 
-    monkeypatch.setattr(registry, "_declared", {})
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
     registry.job("interval", hours=1, args=[1])(jobfuncs.sleep_for)
     User.objects.create_superuser("admin", "admin@example.com", "secret-pass")
     now = datetime.now(timezone.utc)
@@ -334,8 +331,8 @@ def _session(browser, base_url):
 
 @pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_forms_job_page_and_messages(live_server, browser, monkeypatch, scheme, width):
-    failed = _seed_forms_and_job_page(monkeypatch)
+def test_forms_job_page_and_messages(live_server, browser, isolated_registry, scheme, width):
+    failed = _seed_forms_and_job_page(isolated_registry)
     base = f"{live_server.url}/admin/django_apscheduler/djangojob"
     session = _session(browser, live_server.url)
 

@@ -39,10 +39,8 @@ HOSTILE_IDS = ["a/b", "a_2Fb", "users_24h", "line\nbreak", "../../../logout"]
 
 
 @pytest.fixture(autouse=True)
-def declared(monkeypatch):
+def declared(isolated_registry):
     """Declarations of this test only: sleep_for(1) hourly, and the history clean-up."""
-    monkeypatch.setattr(registry, "_declared", {})
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
     registry.job("interval", hours=1, args=[1])(jobfuncs.sleep_for)
     registry.job("cron", hour=3, permissions=[permissions.DELETE_HISTORY])(jobfuncs.delete_old_history)
 

@@ -17,9 +17,7 @@ SLEEP_REF = "tests.jobfuncs:sleep_for"
 
 
 @pytest.fixture(autouse=True)
-def declared(monkeypatch):
-    monkeypatch.setattr(registry, "_declared", {})
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+def declared(isolated_registry):
     registry.job("interval", hours=1)(jobfuncs.sleep_for)
     registry.job("interval", hours=1)(jobfuncs.Greeter.class_greet)
 

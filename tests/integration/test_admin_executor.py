@@ -22,9 +22,7 @@ BASE = {"kind": "interval", "crontab": "", "every": "10", "unit": "minutes", "ru
 
 
 @pytest.fixture
-def declared(monkeypatch):
-    monkeypatch.setattr(registry, "_declared", {})
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+def declared(isolated_registry):
     registry.job("interval", hours=1)(jobfuncs.sleep_for)
 
 

@@ -28,9 +28,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 @pytest.fixture(autouse=True)
-def declared(monkeypatch):
-    monkeypatch.setattr(registry, "_declared", {})
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+def declared(isolated_registry):
     registry.job("interval", hours=1, args=[1])(jobfuncs.sleep_for)
 
 

@@ -37,9 +37,7 @@ KWARGS_REF = "tests.jobfuncs:noop"
 
 
 @pytest.fixture
-def declared(monkeypatch):
-    monkeypatch.setattr(registry, "_declared", {})
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+def declared(isolated_registry):
     registry.job("interval", hours=1)(jobfuncs.sleep_for)
 
 

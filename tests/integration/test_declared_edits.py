@@ -27,10 +27,8 @@ EDITED = CronTrigger(hour=4, minute=30, timezone=UTC)
 
 
 @pytest.fixture(autouse=True)
-def isolated_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_declared", {})
-    # The admin pages read the declarations of this process; the tests declare them.
-    monkeypatch.setattr(registry, "autodiscover", lambda: None)
+def _declarations_of_this_test_only(isolated_registry):
+    pass
 
 
 @pytest.fixture

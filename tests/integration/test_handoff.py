@@ -10,7 +10,7 @@ from django.db import OperationalError
 from django.test import override_settings
 
 from django_apscheduler import fires, history_writer
-from django_apscheduler.executors.handoff import FleetFire, task_id_for
+from django_apscheduler.executors.handoff import FleetFire, SendingPaused, task_id_for
 from django_apscheduler.executors.worker import run_fire
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
@@ -143,6 +143,21 @@ def test_a_broker_that_is_down_costs_one_try_per_pause_not_one_per_fire(schedule
     assert "works again" in caplog.text
 
 
+def test_sends_begun_before_a_pause_neither_lengthen_nor_end_it():
+    """Four threads fail at once: one pause of first_pause, not one doubled per thread."""
+    executor = FlakyBrokerExecutor()
+    error = ConnectionError("refused")
+    for _ in range(4):  # all began before any failure was counted (epoch 0)
+        executor._note_failure(error, 0)
+    assert executor._pause == executor.first_pause
+    executor._note_success(0)  # a send begun before the pause succeeded late: the pause stands
+    assert executor._pause == executor.first_pause
+    with pytest.raises(SendingPaused):
+        executor.send(FleetFire("job", datetime.now(timezone.utc), "id", "job", None, None))
+    executor._note_success(executor._pause_epoch)  # a send begun during the pause succeeded: it ends
+    assert executor._pause == 0
+
+
 def test_a_slow_broker_holds_up_no_other_job_and_a_clean_stop_sends_what_was_submitted(scheduler_factory, tmp_path):
     scheduler = scheduler_factory()
     slow = SlowBrokerExecutor()
@@ -157,7 +172,7 @@ def test_a_slow_broker_holds_up_no_other_job_and_a_clean_stop_sends_what_was_sub
     scheduler.start()
 
     wait_until(log.exists, message="the in-process job")
-    # It ran while the slow broker was still taking the first messages (4.5 s for three).
+    # It ran while the slow broker was still taking the messages (1.5 s each).
     assert len(slow.sent) < 3
     scheduler.shutdown(wait=True)  # sends what was submitted before it returns
     assert sorted(fire.job_id for fire in slow.sent) == ids

@@ -102,7 +102,7 @@ def test_inside_a_transaction_a_fleet_job_is_sent_once_it_commits_and_never_if_i
 
     with transaction.atomic():
         (result,) = run_jobs_now(["to/the_fleet"], timeout=30)
-        assert not result.error and ReleasingExecutor.sent_fires == []  # not before the commit
+        assert not result.error and result.deferred and ReleasingExecutor.sent_fires == []  # not before the commit
     assert [fire.job_id for fire in ReleasingExecutor.sent_fires] == ["to/the_fleet"]
     assert len(ReleasingExecutor.shutdowns) == 1
 
@@ -129,10 +129,24 @@ def test_inside_a_transaction_run_now_does_not_wait_for_a_scheduler_that_cannot_
     with transaction.atomic():
         (result,) = run_jobs_now(["weekly"], timeout=30)
     assert time.monotonic() - started < 10  # it did not wait out the 30 s
-    assert not result.error and result.execution is None  # pending: the scheduler runs it after the commit
+    assert not result.error and result.deferred and result.execution is None  # the scheduler runs it after the commit
     from tests.helpers import wait_until
 
     wait_until(
         lambda: DjangoJobExecution.objects.filter(job_id="weekly", status=DjangoJobExecution.SUCCESS).exists(),
         message="the run after the commit",
     )
+
+
+def test_a_deferred_run_is_reported_as_requested_not_as_still_running(rf):
+    from django_apscheduler.admin import audit
+    from django_apscheduler.admin.jobs import report_run_results
+    from django_apscheduler.runnow import RunResult
+
+    result = RunResult("nightly/report", datetime.now(timezone.utc), None, deferred=True)
+    said = []
+    report_run_results(rf.get("/"), [result], lambda request, text, level: said.append(str(text)))
+    assert len(said) == 1
+    assert "Requested:" in said[0] and "nightly/report" in said[0] and "once this request is saved" in said[0]
+    assert "Not finished within" not in said[0]
+    assert audit.ran_now(result, 25) == "Run now requested; it starts once the request is saved."

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
-from tests.cluster import Cluster
+from tests.cluster import QUICK_LIVENESS
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
@@ -31,12 +31,8 @@ JOBS = 20
 
 
 @pytest.fixture
-def cluster(subprocess_env, tmp_path):
-    env = dict(subprocess_env)
-    env.update(APSCHEDULER_POLL_INTERVAL="1", APSCHEDULER_HEARTBEAT_INTERVAL="0.5", APSCHEDULER_HEARTBEAT_TIMEOUT="3")
-    cluster = Cluster(env=env, workdir=tmp_path)
-    yield cluster
-    cluster.stop()
+def cluster(cluster_factory):
+    return cluster_factory(QUICK_LIVENESS)
 
 
 def assert_each_fire_ran_once(cluster, *pids):

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django_apscheduler.executors.handoff import task_id_for
 from django_apscheduler.models import DjangoJobExecution
 from tests.celery_fleet import CeleryFleet, require_redis
-from tests.cluster import Cluster, assert_clean_logs
+from tests.cluster import assert_clean_logs
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
@@ -54,10 +54,8 @@ def fleet(subprocess_env, tmp_path):
 
 
 @pytest.fixture
-def cluster(fleet, tmp_path):
-    cluster = Cluster(env=fleet.env, workdir=tmp_path)
-    yield cluster
-    cluster.stop()
+def cluster(fleet, cluster_factory):
+    return cluster_factory(fleet.env)
 
 
 def settle(timeout=30):

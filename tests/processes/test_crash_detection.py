@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from django_apscheduler.models import DjangoJobExecution, SchedulerInstance
-from tests.cluster import Cluster, assert_clean_logs
+from tests.cluster import assert_clean_logs
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
@@ -24,12 +24,11 @@ SESSION_DATABASES = ("postgresql", "mysql")
 
 
 @pytest.fixture
-def cluster(subprocess_env, tmp_path):
-    env = dict(subprocess_env)
-    env.update(APSCHEDULER_POLL_INTERVAL="1", APSCHEDULER_HEARTBEAT_INTERVAL="1", APSCHEDULER_HEARTBEAT_TIMEOUT="30")
-    cluster = Cluster(env=env, workdir=tmp_path)
-    yield cluster
-    cluster.stop()
+def cluster(cluster_factory):
+    # A long timeout: these tests measure the session lock and pid paths, not the heartbeat's.
+    return cluster_factory(
+        {"APSCHEDULER_POLL_INTERVAL": "1", "APSCHEDULER_HEARTBEAT_INTERVAL": "1", "APSCHEDULER_HEARTBEAT_TIMEOUT": "30"}
+    )
 
 
 def detection_paths():

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from django_apscheduler.models import DjangoJob, DjangoJobExecution, SchedulerInstance
-from tests.cluster import Cluster, assert_clean_logs
+from tests.cluster import QUICK_LIVENESS, assert_clean_logs
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
@@ -23,16 +23,8 @@ UTC = timezone.utc
 
 
 @pytest.fixture
-def cluster(subprocess_env, tmp_path):
-    env = dict(subprocess_env)
-    env.update(
-        APSCHEDULER_POLL_INTERVAL="1",
-        APSCHEDULER_HEARTBEAT_INTERVAL="0.5",
-        APSCHEDULER_HEARTBEAT_TIMEOUT="3",
-    )
-    cluster = Cluster(env=env, workdir=tmp_path)
-    yield cluster
-    cluster.stop()
+def cluster(cluster_factory):
+    return cluster_factory(QUICK_LIVENESS)
 
 
 def expected_fires(start_at: float, interval: float, until: float) -> list:

@@ -19,7 +19,7 @@ from django.test import override_settings
 
 from django_apscheduler.models import DjangoJobExecution
 from django_apscheduler.runnow import run_jobs_now
-from tests.cluster import Cluster, assert_clean_logs
+from tests.cluster import QUICK_LIVENESS, assert_clean_logs
 from tests.helpers import wait_until
 
 pytestmark = [
@@ -69,21 +69,12 @@ class Fleet:
 
 @pytest.fixture
 def env(subprocess_env):
-    env = dict(subprocess_env)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        APSCHEDULER_POLL_INTERVAL="1",
-        APSCHEDULER_HEARTBEAT_INTERVAL="0.5",
-        APSCHEDULER_HEARTBEAT_TIMEOUT="3",
-    )
-    return env
+    return {**subprocess_env, "DJANGO_SETTINGS_MODULE": "tests.settings", **QUICK_LIVENESS}
 
 
 @pytest.fixture
-def cluster(env, tmp_path):
-    cluster = Cluster(env=env, workdir=tmp_path)
-    yield cluster
-    cluster.stop()
+def cluster(env, cluster_factory):
+    return cluster_factory(env)
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_a_broker_that_refuses_raises_from_enqueue():
     with pytest.raises(Exception) as raised:
         executor.enqueue(fire())
     assert raised.type.__name__ in ("OperationalError", "ConnectionError"), raised
-    assert executor._producers == [] and executor._local.producer is None  # the next fire starts afresh
+    assert executor._producers == {} and executor._local.producer is None  # the next fire starts afresh
 
 
 def test_one_producer_serves_every_fire_until_shutdown():
@@ -101,10 +101,10 @@ def test_one_producer_serves_every_fire_until_shutdown():
         executor.enqueue(FleetFire("job", RUN_TIME.replace(minute=minute), f"id-{minute}", "job", None, None))
     (kept,) = executor._producers  # one for this thread
     executor.enqueue(fire())
-    assert executor._producers == [kept]
+    assert list(executor._producers) == [kept]
     assert [read_one(app).headers["id"] for _ in range(4)] == ["id-0", "id-1", "id-2", fire().task_id]
     executor.shutdown()
-    assert executor._producers == []
+    assert executor._producers == {}
 
 
 @pytest.mark.parametrize(
@@ -153,3 +153,41 @@ def test_the_settings_build_a_celery_executor_per_alias():
     from tests import celery_app
 
     assert executor.app is celery_app.app
+
+
+def test_each_sending_thread_gives_its_producer_back_as_it_ends_even_after_a_stop_without_wait():
+    """shutdown(wait=False) must not hand back a producer a sending thread still uses."""
+    import threading
+
+    app = memory_app("threads")
+    executor = CeleryExecutor(app=app)
+    executor.start(mock.Mock(), "celery")
+    release, started = threading.Event(), threading.Event()
+    in_thread = []
+
+    def send_from_a_sending_thread():
+        executor.enqueue(fire())
+        in_thread.append(executor._local.producer)
+        started.set()
+        release.wait(10)
+        executor.enqueue(FleetFire("job", RUN_TIME.replace(minute=1), "id-late", "job", None, None))
+        executor._sender_thread_ends()
+
+    thread = threading.Thread(target=send_from_a_sending_thread)
+    thread.start()
+    assert started.wait(10)
+    executor.shutdown(wait=False)
+    assert list(executor._producers) == in_thread  # still in use: not released
+    release.set()
+    thread.join(10)
+    assert executor._producers == {}  # released by its thread, once
+    assert [read_one(app).headers["id"] for _ in range(2)] == [fire().task_id, "id-late"]
+
+
+def test_a_small_broker_pool_gets_fewer_sending_threads():
+    app = memory_app("small-pool")
+    app.conf.broker_pool_limit = 4
+    executor = CeleryExecutor(app=app)
+    executor.start(mock.Mock(), "celery")
+    assert executor.sender_threads == 2
+    executor.shutdown()
