@@ -315,9 +315,17 @@ class Fires:
         """Whether the job's executor sends its fires to a worker fleet (``executors.handoff``)."""
         if self._scheduler is None:
             return False
-        # APScheduler's one lookup (private); raises KeyError for an unknown alias,
-        # which the claim takes as this job's error, like one in its state.
-        return bool(getattr(self._scheduler._lookup_executor(job.executor), "hands_off_fires", False))
+        # Raises KeyError for an unknown alias, which the claim takes as this job's
+        # error, like one in its state.
+        return bool(getattr(self._executor_of(job), "hands_off_fires", False))
+
+    def _executor_of(self, job: Job) -> Any:
+        """The scheduler's executor for ``job``; KeyError for an unknown alias.
+
+        APScheduler's one lookup is private (``_lookup_executor``): this is the one place it is called.
+        """
+        assert self._scheduler is not None
+        return self._scheduler._lookup_executor(job.executor)
 
     def record(self, write: history_writer.Write) -> None:
         """What became of a fire handed to the workers (``hand_off``): batched, retried while the database is away."""
@@ -365,7 +373,7 @@ class Fires:
         if self._scheduler is None:
             return False
         try:
-            executor = self._scheduler._lookup_executor(job.executor)  # APScheduler's one lookup (private)
+            executor = self._executor_of(job)
         except KeyError:
             return False
         return isinstance(executor, _in_process_executor_classes())

@@ -246,7 +246,7 @@ def apply_writes(writes: Iterable[Write]) -> None:
         if sends:
             _note_sends(sends.values())
         for write in unqueues.values():
-            end_if_queued(write.job_id, write.run_time, write.fields)
+            _end_if_queued(write.job_id, write.run_time, write.fields)
 
 
 def _row(write: Write) -> DjangoJobExecution:
@@ -289,7 +289,7 @@ def _delete_rows(keys: Iterable[tuple[str, datetime]]) -> None:
         DjangoJobExecution.objects.filter(run_time=run_time, job_id__in=job_ids).delete()
 
 
-def end_if_queued(job_id: str, run_time: datetime, fields: dict[str, Any]) -> int:
+def _end_if_queued(job_id: str, run_time: datetime, fields: dict[str, Any]) -> int:
     """Compare-and-set: end a fire that is still Queued; return 1 if it was."""
     return DjangoJobExecution.objects.filter(
         job_id=job_id, run_time=run_time, status=DjangoJobExecution.QUEUED

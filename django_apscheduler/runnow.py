@@ -159,13 +159,13 @@ def _hand_to_workers(job: Job, run_time: datetime, executor: BaseExecutor) -> Ru
             # pool of ten; one kept per click would hang this process's sends).
             executor.shutdown(wait=False)
 
+    queued = False
     try:
         queued = fires.queue_unclaimed(job.id, run_time)
-    except BaseException:
-        executor.shutdown(wait=False)
-        raise
+    finally:
+        if not queued:  # nothing to send (already recorded, or the row could not be written)
+            executor.shutdown(wait=False)
     if not queued:
-        executor.shutdown(wait=False)
         return RunResult(job.id, run_time, None, error="a run of it at this very instant is already recorded")
     # A worker must find the Queued row: inside the caller's transaction, send once
     # it commits (and never, if it rolls back). Outside one, this sends at once.
