@@ -36,6 +36,8 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "APSCHEDULER_HEARTBEAT_INTERVAL": _POSITIVE,
     "APSCHEDULER_HEARTBEAT_TIMEOUT": _POSITIVE,
     "APSCHEDULER_CLAIM_BATCH_SIZE": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    # A fire claimed ahead misses edits made meanwhile by other processes: keep the window short.
+    "APSCHEDULER_CLAIM_AHEAD": (lambda v: _is_number(v) and 0 <= v <= 5, "a number of seconds from 0 to 5"),
     "APSCHEDULER_CLOSE_OLD_CONNECTIONS": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_AUTOSTART": (lambda v: isinstance(v, bool), "True or False"),
     "APSCHEDULER_METRICS_JOB_LABEL": (lambda v: isinstance(v, bool), "True or False"),

@@ -13,6 +13,14 @@ claims them in one transaction:
    (job, run time), so even a job whose schedule was moved backwards cannot run
    the same fire twice: fires that already have a row are skipped.
 
+A running scheduler also claims *ahead*: a job not due yet whose next fire comes
+within ``ahead`` has that one fire claimed now, exactly as it would be at its
+instant (``Claim.early``), so the claim's round trip is paid before the fire is
+due. Only jobs whose fires can be given back unstarted qualify (``may_claim_early``):
+they continue after the fire (a finished date job's row is deleted by its claim)
+and their executor runs them in this process. A job that the cluster's
+``max_instances`` would refuse now is left to be claimed at its instant.
+
 Only ``fires`` calls this module: it owns what happens to a fire after the
 claim (the hand-off to the executor, the outcome). Every job is prepared (its
 state loaded, its options checked, its fires computed) before anything is
@@ -81,6 +89,8 @@ class Claim:
     run_now: bool = False
     # Its executor hands fires to a worker fleet: the fires were written "Queued".
     hands_off: bool = False
+    # Claimed ahead of its instant: its one fire must not start before then.
+    early: bool = False
 
 
 @dataclass
@@ -95,6 +105,7 @@ class _Candidate:
     keep_successes: bool
     run_now: bool = False
     hands_off: bool = False
+    early: bool = False
 
 
 JobLoader = Callable[[str, datetime | None, bytes], Job]
@@ -103,6 +114,8 @@ BrokenJobHandler = Callable[[str, Exception], None]
 DeadPeersHandler = Callable[[set[int]], set[int]]
 # Whether a job's executor hands its fires to a worker fleet; raises for an executor it cannot find.
 HandOffTest = Callable[[Job], bool]
+# Whether a fire of this job may be claimed before its instant (see the module docstring).
+EarlyClaimTest = Callable[[Job], bool]
 
 
 @metrics.timed_claim
@@ -115,15 +128,24 @@ def claim_due_jobs(
     on_broken_job: BrokenJobHandler,
     release_dead_peers: DeadPeersHandler = lambda ids: set(),
     hands_off: HandOffTest = lambda job: False,
+    ahead: timedelta = timedelta(0),
+    may_claim_early: EarlyClaimTest = lambda job: False,
+    held: frozenset[str] = frozenset(),
 ) -> list[Claim]:
-    """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run."""
+    """Claim up to ``limit`` due jobs in one transaction; return what this scheduler may run.
+
+    With ``ahead``, also the next fire of jobs due by ``now + ahead`` (``Claim.early``);
+    jobs in ``held`` already have such a fire claimed, and are left alone.
+    """
     handing_off: set[str] = set()
     load_job = _noting_hand_off(load_job, hands_off, handing_off)
     with write_transaction():
-        candidates = _lock_due_jobs(now, limit, load_job, on_broken_job)
+        candidates = _lock_due_jobs(now, now + max(ahead, timedelta(0)), limit, load_job, on_broken_job, held)
         claimed = []
         if candidates:
             _note_hand_off(candidates, handing_off)
+            candidates = _early_claims_allowed(candidates, may_claim_early, scheduler_id, release_dead_peers)
+        if candidates:
             _skip_fires_already_recorded(candidates)
             claimed = _advance_schedules(candidates)
         busy = {c.job_id for c in candidates}
@@ -135,7 +157,7 @@ def claim_due_jobs(
         refused = _over_cluster_max_instances(claimed, scheduler_id, release_dead_peers)
         _record_claimed_fires(claimed, refused, scheduler_id)
     return [
-        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now, c.hands_off)
+        Claim(c.job, c.run_times, c.next_run_time, c.keep_successes, c.run_now, c.hands_off, c.early)
         for c in claimed
         if c.run_times and c.job_id not in refused
     ]
@@ -160,21 +182,53 @@ def _note_hand_off(candidates: list[_Candidate], handing_off: set[str]) -> None:
         candidate.hands_off = candidate.job_id in handing_off
 
 
-def _lock_due_jobs(now: datetime, limit: int, load_job: JobLoader, on_broken_job: BrokenJobHandler) -> list[_Candidate]:
-    due = DjangoJob.objects.due(now).order_by("next_run_time", "id")
+def _lock_due_jobs(
+    now: datetime,
+    horizon: datetime,
+    limit: int,
+    load_job: JobLoader,
+    on_broken_job: BrokenJobHandler,
+    held: frozenset[str],
+) -> list[_Candidate]:
+    due = DjangoJob.objects.due(horizon).order_by("next_run_time", "id")
     if supports_skip_locked():
         due = due.select_for_update(skip_locked=True)
     candidates = []
     for job_id, stored_next_run_time, job_state, history in due.values_list("id", "next_run_time", "job_state", "history")[:limit]:
-        assert stored_next_run_time is not None  # due() selects rows with next_run_time <= now
+        assert stored_next_run_time is not None  # due() selects rows with next_run_time <= horizon
+        if job_id in held:
+            continue  # its next fire is claimed already, and waits for its instant
+        # A fire still to come is claimed as it would be at its instant: one fire,
+        # its successor asked for as of then (a cron trigger asked "after t, as of
+        # an earlier now" gives t itself back).
+        as_of = max(now, from_db(stored_next_run_time), key=instant)
         try:
-            candidate = _prepare_due_job(job_id, stored_next_run_time, job_state, history, now, load_job)
+            candidate = _prepare_due_job(job_id, stored_next_run_time, job_state, history, as_of, load_job)
         except Exception as error:  # noqa: BLE001 -- anything about this one job: its state, trigger, options
             on_broken_job(job_id, error)
             continue
         if candidate is not None:
+            candidate.early = instant(candidate.run_times[0]) > instant(now)
             candidates.append(candidate)
     return candidates
+
+
+def _early_claims_allowed(
+    candidates: list[_Candidate],
+    may_claim_early: EarlyClaimTest,
+    scheduler_id: int | None,
+    release_dead_peers: DeadPeersHandler,
+) -> list[_Candidate]:
+    """The candidates without the early ones that must wait for their instant (module docstring)."""
+    early = [c for c in candidates if c.early]
+    if not early:
+        return candidates
+    unfit = {c.job_id for c in early if c.next_run_time is None or c.hands_off or not may_claim_early(c.job)}
+    fit = [c for c in early if c.job_id not in unfit]
+    # Refused now, a fire might not be at its instant: the instances running now may
+    # have ended by then.
+    unfit |= set(_over_cluster_max_instances(fit, scheduler_id, release_dead_peers)) if fit else set()
+    return [c for c in candidates if not (c.early and c.job_id in unfit)]
 
 
 def _prepare_due_job(

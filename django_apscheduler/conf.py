@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "APSCHEDULER_SESSION_LIVENESS": True,
     # The most due jobs one scheduler claims in one transaction.
     "APSCHEDULER_CLAIM_BATCH_SIZE": 200,
+    # Seconds before their instant that a running scheduler claims fires, so that
+    # none waits for its claim's database round trip; each still starts at its
+    # instant, never before. 0: claim fires only once due.
+    "APSCHEDULER_CLAIM_AHEAD": 0.3,
     # Label Prometheus metrics of fires with the job's id (metrics.py). One series per
     # job: turn it off with many jobs (thousands of per-user reminders).
     "APSCHEDULER_METRICS_JOB_LABEL": True,

@@ -25,6 +25,12 @@ A fire is one (job, scheduled run time). Its life, and who moves it on::
   outcome, written in batches by ``history_writer``.
 - **Lost!**: ``mark_lost`` marks the unfinished fires of schedulers that stopped
   sending heartbeats; ``membership`` calls it.
+- **claimed ahead** (``APSCHEDULER_CLAIM_AHEAD``): a running scheduler claims a
+  job's next fire shortly before its instant and holds it here (``release_held``
+  hands it to APScheduler once due), so no fire waits for its claim's round trip.
+  A held fire that does not happen after all (the scheduler stops or is paused,
+  or its job is changed or removed in this process) has its claim undone
+  (``claims.give_back``): as if it had never been claimed.
 
 A job whose executor hands fires to a worker fleet (``executors.handoff``) takes
 another path after the claim, which wrote its fires "Queued":
@@ -73,6 +79,7 @@ from apscheduler.events import (
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
     EVENT_JOB_SUBMITTED,
+    EVENT_SCHEDULER_PAUSED,
     JobExecutionEvent,
     JobSubmissionEvent,
     SchedulerEvent,
@@ -103,7 +110,7 @@ HISTORY_EVENTS = (
 # Memory bounds for what waits for an event that may never come (a process shutting
 # down): oldest entries are dropped first.
 _MAX_REMEMBERED_FIRES = 100_000
-_NEVER_STARTED = "The scheduler stopped before this fire started, and its claim could not be undone."
+_NEVER_STARTED = "The scheduler {when} before this fire started, and its claim could not be undone."
 _MAX_PENDING_TIMINGS = 10_000
 _exception_max_length = DjangoJobExecution._meta.get_field("exception").max_length
 assert _exception_max_length is not None  # a CharField, declared with max_length
@@ -188,6 +195,11 @@ class Fires:
         self._not_started: OrderedDict[tuple[str, datetime], datetime | None] = OrderedDict()
         # Fires settled at ``stop`` before they started: they must not start after all.
         self._settled: set[tuple[str, datetime]] = set()
+        # Fires claimed ahead of their instant, one per job, until ``release_held``
+        # hands them to APScheduler; and the jobs handed over this round (claimed
+        # again only in the next).
+        self._held: dict[str, Claim] = {}
+        self._released: frozenset[str] = frozenset()
         # Jobs whose history keeps failures only: a success deletes the fire's row.
         self._failures_only: set[str] = set()
         self._timings: OrderedDict[tuple[str, datetime], Timing] = OrderedDict()
@@ -203,13 +215,16 @@ class Fires:
         self._scheduler = scheduler
         with self._lock:
             self._settled.clear()
+            self._held.clear()
         self._writer.start()
         scheduler.add_listener(self, HISTORY_EVENTS)
+        scheduler.add_listener(self._on_paused, EVENT_SCHEDULER_PAUSED)
 
     def stop(self) -> None:
         """Stop listening, settle the fires that never started, and write every queued result."""
         if self._scheduler is not None:
             self._scheduler.remove_listener(self)
+            self._scheduler.remove_listener(self._on_paused)
         self._settle_not_started()
         self._writer.stop()
 
@@ -226,8 +241,16 @@ class Fires:
         with self._lock:
             not_started, self._not_started = self._not_started, OrderedDict()
             self._settled.update(not_started)
+            self._held.clear()  # their fires are among the unstarted
+        self._settle(not_started, when="stopped")
+
+    def _settle(self, not_started: dict[tuple[str, datetime], datetime | None], *, when: str) -> int:
+        """Give back these unstarted fires, or record them Lost! where that cannot be done; returns how many went back.
+
+        ``not_started`` maps each fire to the next run time its claim stored (None: not undoable).
+        """
         if not not_started:
-            return
+            return 0
         returnable: dict[str, Unstarted] = {}
         lost: list[tuple[str, datetime]] = []
         for (job_id, run_time), stored_next_run_time in not_started.items():
@@ -249,26 +272,31 @@ class Fires:
                 given_back += len(entry.run_times)
             else:
                 lost += [(entry.job_id, run_time) for run_time in entry.run_times]
-        if given_back:
+        if given_back and when in ("stopped", "was paused"):
             logger.info(
-                "Gave back %d claimed fire(s) that had not started when the scheduler stopped; "
+                "Gave back %d claimed fire(s) that had not started when the scheduler %s; "
                 "a running peer, or the next scheduler to start, runs them (within their misfire_grace_time).",
                 given_back,
+                when,
             )
         if lost:
             try:
-                marked = run_with_retry(lambda: _mark_never_started(lost), "recording unstarted fires", attempts=3)
+                marked = run_with_retry(
+                    lambda: _mark_never_started(lost, when), "recording unstarted fires", attempts=3
+                )
             except Exception:  # noqa: BLE001 -- as above
                 logger.exception("Could not record %d unstarted fire(s) as Lost!", len(lost))
-                return
+                return given_back
             if marked:
                 metrics.fires_lost(marked)
                 logger.warning(
-                    "Marked %d execution(s) as Lost!: the scheduler stopped before they started and their claim "
+                    "Marked %d execution(s) as Lost!: the scheduler %s before they started and their claim "
                     "could not be undone (a run-now request, a job with no later fire, or a schedule changed "
                     "meanwhile). Run the jobs again from the admin if they must run.",
                     marked,
+                    when,
                 )
+        return given_back
 
     def _starts(self, job_id: str, run_time: datetime | None) -> bool:
         """The function of this fire starts now, unless the fire was settled at ``stop``."""
@@ -291,9 +319,45 @@ class Fires:
 
     # --- claim -> hand-off --------------------------------------------------------
 
-    def claim(self, now: datetime, *, limit: int, load_job: Callable[[str, datetime | None, bytes], Job]) -> list[Job]:
-        """Claim due fires (and run requests) and return the jobs to hand to APScheduler."""
+    def release_held(self, now: datetime) -> list[Job]:
+        """Begin a round of the scheduler's loop: the jobs whose fires were claimed ahead and are due by ``now``.
+
+        No database work: their claim is made. Call it before ``claim`` in every round.
+        """
         self._echoes.clear()
+        with self._lock:
+            due = [claim for claim in self._held.values() if instant(claim.run_times[0]) <= instant(now)]
+            for claim in due:
+                del self._held[claim.job.id]
+        self._released = frozenset(claim.job.id for claim in due)
+        for claim in due:
+            if claim.next_run_time is not None and instant(claim.next_run_time) <= instant(now):
+                # Handed over late (a busy loop): APScheduler would also run the stored
+                # next fire, which nobody claimed. The job ends here after its held fire;
+                # its row stays due, for the next claim.
+                trigger = claim.job.trigger
+                assert isinstance(trigger, _ClaimedFiresTrigger)
+                trigger.next_run_time = None
+                self._echoes.finished.add(claim.job.id)
+            else:
+                self._expect_echo(claim)
+        return [claim.job for claim in due]
+
+    def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        load_job: Callable[[str, datetime | None, bytes], Job],
+        ahead: float = 0.0,
+    ) -> list[Job]:
+        """Claim due fires (and run requests) and return the jobs to hand to APScheduler now.
+
+        With ``ahead`` (seconds), fires due by ``now + ahead`` are claimed too and held
+        until ``release_held`` finds them due.
+        """
+        with self._lock:
+            held = frozenset(self._held) | self._released
         claims = claim_due_jobs(
             now,
             limit=limit,
@@ -302,14 +366,77 @@ class Fires:
             on_broken_job=flag_broken,
             release_dead_peers=self._release_dead_peers,
             hands_off=self._hands_off,
+            ahead=timedelta(seconds=max(ahead, 0.0)),
+            may_claim_early=self._runs_in_this_process,
+            held=held,
         )
         jobs = []
         for claim in claims:
             try:
-                jobs.append(self._hand_off(claim))
+                job = self._hand_off(claim)
             except Exception as error:  # noqa: BLE001 -- one job's failure must not cost the batch its fires
                 self._fail_claimed(claim, error)
+                continue
+            if claim.early:
+                with self._lock:
+                    self._held[job.id] = claim
+            else:
+                self._expect_echo(claim)
+                jobs.append(job)
         return jobs
+
+    def next_held(self) -> datetime | None:
+        """The instant of the earliest fire claimed ahead, if any."""
+        with self._lock:
+            return min((claim.run_times[0] for claim in self._held.values()), key=instant, default=None)
+
+    def give_back_early(self, job_id: str) -> Claim | None:
+        """Undo the claim of ``job_id``'s fire held ahead of its instant (the job is changed or removed here).
+
+        Returns the claim given back (its fire is due again in the database, as if never
+        claimed); None if none was held, or if the claim could not be undone (then its
+        row ends Lost!).
+        """
+        with self._lock:
+            claim = self._held.pop(job_id, None)
+            if claim is None:
+                return None
+            unstarted = self._forget_unstarted([claim])
+        return claim if self._settle(unstarted, when=f"saw job {job_id!r} changed or removed") else None
+
+    def give_back_all_early(self, *, when: str) -> None:
+        """Undo the claims of every fire held ahead of its instant."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+            unstarted = self._forget_unstarted(held)
+        self._settle(unstarted, when=when)
+
+    def _forget_unstarted(self, claims: list[Claim]) -> dict[tuple[str, datetime], datetime | None]:
+        """These held claims' fires, no longer tracked (call with the lock held); for ``_settle``."""
+        unstarted: dict[tuple[str, datetime], datetime | None] = {}
+        for claim in claims:
+            for run_time in claim.run_times:
+                key = (claim.job.id, run_time)
+                self._not_started.pop(key, None)
+                self._started_by_claim.pop(key, None)
+                unstarted[key] = claim.next_run_time
+        return unstarted
+
+    def _on_paused(self, event: SchedulerEvent) -> None:
+        """A paused scheduler runs nothing: its fires claimed ahead go back, for peers to run.
+
+        In a thread of its own: ``pause()`` may be called on an event loop's thread,
+        where Django refuses database work.
+        """
+        with self._lock:
+            if not self._held:
+                return
+        threading.Thread(
+            target=self.give_back_all_early,
+            kwargs={"when": "was paused"},
+            name="django-apscheduler-give-back",
+            daemon=True,
+        ).start()
 
     def _hands_off(self, job: Job) -> bool:
         """Whether the job's executor sends its fires to a worker fleet (``executors.handoff``)."""
@@ -360,13 +487,16 @@ class Fires:
                 self._failures_only.discard(job.id)
             else:
                 self._failures_only.add(job.id)
+        return job
+
+    def _expect_echo(self, claim: Claim) -> None:
+        """APScheduler follows the job's hand-over with a write of what the claim already stored: skip it."""
         if claim.next_run_time is None or claim.run_now:
             # APScheduler will ask to remove the job after this fire: a finished date
             # job is already deleted, and a run-now copy must not remove the stored job.
-            self._echoes.finished.add(job.id)
+            self._echoes.finished.add(claim.job.id)
         else:
-            self._echoes.next_run_times[job.id] = claim.next_run_time
-        return job
+            self._echoes.next_run_times[claim.job.id] = claim.next_run_time
 
     def _runs_in_this_process(self, job: Job) -> bool:
         """Whether the job's executor calls ``job.func`` in this process (so the timer sees each start)."""
@@ -613,7 +743,7 @@ class _RunTimeTracker:
 # --- writes, for this module and for executors in other processes --------------------
 
 
-def _mark_never_started(fires: list[tuple[str, datetime]]) -> int:
+def _mark_never_started(fires: list[tuple[str, datetime]], when: str = "stopped") -> int:
     """End these claimed fires Lost!, each only if it is still "Started execution" (nothing recorded since)."""
     finished = Decimal(f"{utc_now().timestamp():.2f}")
     marked = 0
@@ -621,7 +751,7 @@ def _mark_never_started(fires: list[tuple[str, datetime]]) -> int:
         for job_id, run_time in fires:
             marked += DjangoJobExecution.objects.filter(
                 job_id=job_id, run_time=to_db(run_time), status=DjangoJobExecution.SENT
-            ).update(status=DjangoJobExecution.LOST, exception=_NEVER_STARTED, finished=finished)
+            ).update(status=DjangoJobExecution.LOST, exception=_NEVER_STARTED.format(when=when), finished=finished)
     return marked
 
 
@@ -1018,4 +1148,3 @@ def wait_for_results(
         if time.monotonic() >= deadline:
             return results
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-

@@ -29,6 +29,7 @@ from django.db.models import F
 
 from . import conf, jobstate, limits
 from .asyncio_support import runs_off_the_loop
+from .claims import instant
 from .compat import DjangoResultStoreMixin
 from .database import connection_hygiene, ensure_schema_ready, run_with_retry
 from .fingerprint import same_schedule
@@ -108,6 +109,9 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
         self._last_claim_empty = False
+        # Up to when the last claim looked ahead: a fire by then not claimed was left
+        # for its instant (see _early_claim_time).
+        self._last_horizon: datetime | None = None
         self._contended_streak = 0
         self._replacing = threading.local()
         # Whether its scheduler was seen running: only then does a stopped scheduler
@@ -130,7 +134,6 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         self._leave()
         super().shutdown()
 
-
     def _should_stop(self) -> bool:
         return (
             self._stopping.is_set()
@@ -146,23 +149,74 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         fires = self._fires
         if self._scheduler is not None and self._scheduler.state != STATE_STOPPED:
             self._scheduler_ran = True
-        if self._membership is not None and not self._membership.may_claim():
-            return []  # peers could not tell it is alive (no session lock yet): it takes nothing
         if self._should_stop():
             # APScheduler's loop can run one more round after shutdown() released the
             # job stores; fires claimed then could no longer be submitted and would be
-            # lost. A stopping scheduler claims nothing: live peers take the fires.
+            # lost. A stopping scheduler claims nothing: live peers take the fires
+            # (and it gives back those it claimed ahead).
             return []
+        released = fires.release_held(now)  # claimed ahead, due now: no database work
+        if self._membership is not None and not self._membership.may_claim():
+            return released  # peers could not tell it is alive (no session lock yet): it takes nothing more
         connection_hygiene()  # the scheduler may have slept for days
-        jobs = run_with_retry(
-            lambda: fires.claim(now, limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")), load_job=self._load_runnable_job),
-            "claiming due jobs",
-            should_stop=self._should_stop,
-        )
+        ahead = self._claim_ahead()
+        try:
+            jobs = run_with_retry(
+                lambda: fires.claim(
+                    now,
+                    limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")),
+                    load_job=self._load_runnable_job,
+                    ahead=ahead,
+                ),
+                "claiming due jobs",
+                should_stop=self._should_stop,
+            )
+        except Exception:
+            if not released:
+                raise
+            logger.exception(
+                "Could not claim due jobs; the %d fire(s) claimed ahead of time run all the same", len(released)
+            )
+            return released
         self._last_claim_empty = not jobs
-        return jobs
+        self._last_horizon = now + timedelta(seconds=ahead)
+        return released + jobs
+
+    def _claim_ahead(self) -> float:
+        """Seconds ahead of their instant that fires are claimed (``APSCHEDULER_CLAIM_AHEAD``).
+
+        Only by a scheduler that runs: a store used on its own hands out what is due,
+        as APScheduler's job stores do.
+        """
+        if self._membership is None or not self._membership.joined or not self._scheduler_ran:
+            return 0.0
+        return max(0.0, float(conf.get("APSCHEDULER_CLAIM_AHEAD")))
 
     def get_next_run_time(self) -> datetime | None:
+        """The earliest stored fire, or fire claimed ahead and held; the claim ahead of the next is timed here."""
+        stored = self._next_stored_run_time()
+        held = self._fires.next_held()
+        next_run_time = _earliest(stored, held)
+        early = self._early_claim_time(stored)
+        if self._membership is not None:
+            # APScheduler sleeps until the run time returned: a claim ahead of it needs
+            # the scheduler awake sooner (a wake-up, not an earlier run time no job has).
+            self._membership.wake_at(early)
+        self._planned_wakeup = _earliest(next_run_time, early)
+        return next_run_time
+
+    def _early_claim_time(self, stored: datetime | None) -> datetime | None:
+        """When to claim the next stored fire ahead of its instant; None: at its instant."""
+        ahead = self._claim_ahead()
+        if stored is None or not ahead or self._contended_streak:
+            return None
+        if self._last_horizon is not None and instant(stored) <= instant(self._last_horizon):
+            # The last claim saw it and left it for its instant (a date job, a job over
+            # max_instances, one a peer is claiming): waking early again would spin.
+            return None
+        return stored - timedelta(seconds=ahead)
+
+    def _next_stored_run_time(self) -> datetime | None:
         try:
             next_run_time = run_with_retry(
                 self._earliest_next_run_time, "finding the next run time", should_stop=self._should_stop
@@ -186,7 +240,6 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             next_run_time = utc_now() + timedelta(seconds=delay)
         else:
             self._contended_streak = 0
-        self._planned_wakeup = next_run_time
         return next_run_time
 
     def _earliest_next_run_time(self) -> datetime | None:
@@ -245,6 +298,7 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         if self._fires.is_echo_of_update(job):
             return  # the claim already stored this next run time
         _check_job_id(job.id)
+        self._give_back_early_claim(job)
         columns = jobstate.dump(job, self.pickle_protocol)
         replacing = getattr(self._replacing, "job_id", None) == job.id
         self._replacing.job_id = None
@@ -278,14 +332,29 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         logger.debug("Job %r re-added unchanged: keeping its stored schedule (%s)", job.id, row[0])
         return row[0]
 
+    def _give_back_early_claim(self, job: Job) -> None:
+        """A job changed in this process while its next fire is claimed ahead: the claim is undone first.
+
+        The change then applies to that fire as if it had come before the claim: a job
+        whose schedule is unchanged (new arguments, say) keeps the fire, and runs it
+        with its new arguments; a paused or rescheduled one does not run it.
+        """
+        claim = self._fires.give_back_early(job.id)
+        if claim is None or job.next_run_time is None or claim.next_run_time is None:
+            return
+        if instant(job.next_run_time) == instant(claim.next_run_time):
+            job.next_run_time = claim.run_times[0]
+
     def remove_job(self, job_id: str) -> None:
         if self._fires.is_echo_of_removal(job_id):
             return  # the claim already deleted this finished job
+        self._fires.give_back_early(job_id)  # the fire it held will not happen
         deleted, _ = self._user_call(lambda: DjangoJob.objects.filter(pk=job_id).delete(), "removing a job")
         if not deleted:
             raise JobLookupError(job_id)
 
     def remove_all_jobs(self) -> None:
+        self._fires.give_back_all_early(when="saw every job removed")
         self._user_call(lambda: DjangoJob.objects.all().delete(), "removing all jobs")
 
     # --- helpers ---------------------------------------------------------------------
@@ -319,6 +388,10 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__}(pickle_protocol={self.pickle_protocol})>"
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((m for m in moments if m is not None), key=instant, default=None)
 
 
 def _has_executor(scheduler: BaseScheduler, alias: str) -> bool:

@@ -197,6 +197,7 @@ class Membership:
         self.session_lock: liveness.SessionLock | None = None
         self._heartbeat: Heartbeat | None = None
         self._listener: postgres.Listener | None = None
+        self._wake_timer: WakeTimer | None = None
         self._waiting_for_start = False
         # join() and leave() can run at once (a SIGTERM right after start shuts down from
         # another thread): leave() must not stop threads join() has not started yet, and
@@ -273,6 +274,8 @@ class Membership:
                 self._listener.start()
             self._heartbeat = Heartbeat(self)
             self._heartbeat.start()
+            self._wake_timer = WakeTimer(self.scheduler.wakeup)
+            self._wake_timer.start()
 
     def leave(self) -> None:
         """Write every queued result, record the clean stop, then stop the threads.
@@ -287,6 +290,10 @@ class Membership:
 
     def _leave(self) -> None:
         self._stop_waiting_for_start()
+        if self._wake_timer is not None:
+            self._wake_timer.stop()
+            self._wake_timer.join(timeout=5)
+            self._wake_timer = None
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=5)
@@ -386,12 +393,60 @@ class Membership:
     def notifications_live(self) -> bool:
         return self._listener is not None and self._listener.live
 
+    def wake_at(self, moment: datetime | None) -> None:
+        """Wake the scheduler at ``moment`` (None: no such wake-up), besides when its stores' run times say."""
+        timer = self._wake_timer
+        if timer is not None:
+            timer.wake_at(moment)
+
     def wake_if_sooner(self, due: datetime | None) -> None:
         """A job became due at ``due`` (elsewhere): wake the scheduler if that is before its plan."""
         planned = self._planned_wakeup()
         if due is not None and (planned is None or due < planned):
             logger.debug("A job is due at %s, before the planned wake-up at %s: waking the scheduler", due, planned)
             self.scheduler.wakeup()
+
+
+class WakeTimer(threading.Thread):
+    """Wakes the scheduler at one planned moment: the claim ahead of its next fire.
+
+    APScheduler sleeps until the earliest run time its job stores report. Claiming
+    a fire before its instant (``APSCHEDULER_CLAIM_AHEAD``) needs the scheduler
+    awake sooner; reporting an earlier run time than any job has would break the
+    job-store contract, so a wake-up does it. One moment at a time: each report of
+    run times sets it anew.
+    """
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        super().__init__(name="django-apscheduler-wake-timer", daemon=True)
+        self._wake = wake
+        self._changed = threading.Condition()
+        self._at: float | None = None
+        self._stopped = False
+
+    def wake_at(self, moment: datetime | None) -> None:
+        with self._changed:
+            self._at = None if moment is None else moment.timestamp()
+            self._changed.notify()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+
+    def run(self) -> None:
+        while True:
+            with self._changed:
+                # Wall-clock time, as the scheduler's run times are.
+                while not self._stopped and (self._at is None or self._at > time.time()):
+                    self._changed.wait(None if self._at is None else self._at - time.time())
+                if self._stopped:
+                    return
+                self._at = None
+            try:
+                self._wake()
+            except RuntimeError:  # an AsyncIOScheduler whose event loop has closed: nothing left to wake
+                return
 
 
 class Heartbeat(threading.Thread):

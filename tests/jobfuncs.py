@@ -35,6 +35,12 @@ def record_call(path, label="x"):
         handle.write(f"{label}\n")
 
 
+def record_call_time(path, label="x"):
+    """Append "label epoch-seconds": when each real execution began."""
+    with open(path, "a") as handle:
+        handle.write(f"{label} {time.time()!r}\n")
+
+
 _alternation = {}
 
 

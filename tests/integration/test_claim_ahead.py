@@ -1,0 +1,275 @@
+"""Claiming ahead (``APSCHEDULER_CLAIM_AHEAD``): a running scheduler claims a job's next
+fire shortly before its instant, holds it, and hands it to APScheduler at the instant.
+
+Whatever happens to a held fire, it runs once at its instant or not at all, and a
+fire that does not happen leaves no trace: the scheduler stops or is paused, the
+job is changed, paused, rescheduled or removed in the same process. The claim is
+made as it would be at the instant (a cron job's next fire is the one after), and
+not at all for jobs whose claim cannot be undone (date jobs, hand-offs) or that
+the cluster's ``max_instances`` refuses right now.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from django_apscheduler import jobstate
+from django_apscheduler.claims import claim_due_jobs
+from django_apscheduler.jobstores import DjangoJobStore
+from django_apscheduler.membership import register_scheduler
+from django_apscheduler.models import DjangoJob, DjangoJobExecution
+from tests import jobfuncs
+from tests.helpers import build_job, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UTC = timezone.utc
+# Long enough that a test acts on a held fire well before its instant, on a loaded machine.
+AHEAD = 2.5
+LEAD = timedelta(seconds=3.5)
+
+
+@pytest.fixture(autouse=True)
+def claim_early(settings):
+    settings.APSCHEDULER_POLL_INTERVAL = 0.2
+    settings.APSCHEDULER_CLAIM_AHEAD = AHEAD
+
+
+@pytest.fixture
+def scheduler():
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_jobstore(DjangoJobStore(), "default")
+    scheduler.start()
+    yield scheduler
+    if scheduler.running:
+        scheduler.shutdown()
+
+
+def add_hourly(scheduler, calls, label="x"):
+    """An hourly job whose first fire comes in LEAD; returns that fire's instant."""
+    due = (datetime.now(UTC) + LEAD).replace(microsecond=0)
+    scheduler.add_job(
+        jobfuncs.record_call_time, "interval", hours=1, start_date=due, args=[str(calls), label], id="hourly",
+        misfire_grace_time=None,
+    )
+    return due
+
+
+def wait_until_held(due):
+    """The fire's row is written before its instant: it was claimed ahead."""
+    row = wait_until(lambda: DjangoJobExecution.objects.filter(job_id="hourly").first(), message="the early claim")
+    assert datetime.now(UTC) < due, "the test was too slow to see the fire held"
+    assert row.status == DjangoJobExecution.SENT and row.run_time == due
+    assert DjangoJob.objects.get(id="hourly").next_run_time == due + timedelta(hours=1)
+    return row
+
+
+def calls_of(path):
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_fire_is_claimed_ahead_and_starts_at_its_instant_not_before(scheduler, tmp_path):
+    calls = tmp_path / "calls"
+    due = add_hourly(scheduler, calls)
+    wait_until_held(due)
+    assert not calls.exists()
+
+    wait_until(lambda: DjangoJobExecution.objects.filter(job_id="hourly", status=DjangoJobExecution.SUCCESS).exists())
+    [(label, started)] = calls_of(calls)
+    assert float(started) >= due.timestamp()
+    assert DjangoJobExecution.objects.filter(job_id="hourly").count() == 1
+
+
+def test_a_stop_gives_back_the_held_fire_and_the_next_scheduler_runs_it_once(scheduler, tmp_path):
+    calls = tmp_path / "calls"
+    due = add_hourly(scheduler, calls)
+    wait_until_held(due)
+
+    scheduler.shutdown()
+
+    assert not DjangoJobExecution.objects.filter(job_id="hourly").exists()
+    assert DjangoJob.objects.get(id="hourly").next_run_time == due
+    successor = BackgroundScheduler(timezone="UTC")
+    successor.add_jobstore(DjangoJobStore(), "default")
+    successor.start()
+    try:
+        wait_until(lambda: calls_of(calls), message="the fire run by the next scheduler")
+        wait_until(lambda: DjangoJobExecution.objects.filter(status=DjangoJobExecution.SUCCESS).exists())
+    finally:
+        successor.shutdown()
+    assert len(calls_of(calls)) == 1
+    assert list(DjangoJobExecution.objects.values_list("run_time", flat=True)) == [due]
+
+
+def test_a_pause_gives_back_the_held_fire_and_the_resumed_scheduler_runs_it_once(scheduler, tmp_path):
+    calls = tmp_path / "calls"
+    due = add_hourly(scheduler, calls)
+    wait_until_held(due)
+
+    scheduler.pause()
+
+    wait_until(lambda: not DjangoJobExecution.objects.exists(), message="the held fire given back")
+    assert DjangoJob.objects.get(id="hourly").next_run_time == due  # peers may claim it now
+    scheduler.resume()
+    wait_until(lambda: DjangoJobExecution.objects.filter(status=DjangoJobExecution.SUCCESS).exists())
+    [(label, started)] = calls_of(calls)
+    assert float(started) >= due.timestamp()
+
+
+def test_modify_job_here_keeps_the_held_fire_and_runs_it_with_the_new_arguments(scheduler, tmp_path):
+    calls = tmp_path / "calls"
+    due = add_hourly(scheduler, calls, label="old")
+    wait_until_held(due)
+
+    job = scheduler.modify_job("hourly", args=[str(calls), "new"])
+
+    assert job.next_run_time == due
+    assert DjangoJob.objects.get(id="hourly").next_run_time in (due, due + timedelta(hours=1))  # re-claimed ahead
+    wait_until(lambda: DjangoJobExecution.objects.filter(status=DjangoJobExecution.SUCCESS).exists())
+    [(label, started)] = calls_of(calls)
+    assert label == "new" and float(started) >= due.timestamp()
+    assert list(DjangoJobExecution.objects.values_list("run_time", flat=True)) == [due]
+
+
+@pytest.mark.parametrize("change", ["pause_job", "reschedule_job", "remove_job"])
+def test_a_held_fire_of_a_job_paused_rescheduled_or_removed_here_does_not_run(scheduler, tmp_path, change):
+    calls = tmp_path / "calls"
+    due = add_hourly(scheduler, calls)
+    wait_until_held(due)
+    later = due + timedelta(days=1)
+
+    if change == "reschedule_job":
+        scheduler.reschedule_job("hourly", trigger="interval", hours=1, start_date=later)
+    else:
+        getattr(scheduler, change)("hourly")
+
+    assert not DjangoJobExecution.objects.exists()
+    stored = DjangoJob.objects.filter(id="hourly").values_list("next_run_time", flat=True).first()
+    assert stored == {"pause_job": None, "reschedule_job": later, "remove_job": None}[change]
+    wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=0.5), timeout=10)
+    assert not calls.exists()
+    assert not DjangoJobExecution.objects.exists()
+
+
+# --- the claim itself, without a running scheduler ----------------------------------
+
+
+@pytest.fixture
+def store():
+    scheduler = BackgroundScheduler(timezone=UTC)
+    store = DjangoJobStore()
+    store.start(scheduler, "default")
+    yield store, scheduler
+    store.shutdown()
+
+
+def claim(store, now, ahead=timedelta(seconds=1), **options):
+    store, scheduler = store
+    options.setdefault("may_claim_early", lambda job: True)
+    return claim_due_jobs(
+        now,
+        limit=10,
+        scheduler_id=None,
+        load_job=lambda job_id, next_run_time, state: jobstate.restore(job_id, next_run_time, state, scheduler, "default"),
+        on_broken_job=lambda job_id, error: pytest.fail(f"{job_id} broken: {error}"),
+        ahead=ahead,
+        **options,
+    )
+
+
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def add(store, job_id, trigger, next_run_time, **options):
+    store, scheduler = store
+    store.add_job(build_job(job_id, next_run_time, trigger, scheduler=scheduler, **options))
+
+
+def test_an_interval_job_due_within_the_horizon_has_its_next_fire_claimed_early(store):
+    due = NOW + timedelta(milliseconds=500)
+    add(store, "every-minute", IntervalTrigger(minutes=1, start_date=due, timezone=UTC), due)
+
+    [claimed] = claim(store, NOW)
+
+    assert claimed.early and claimed.run_times == [due] and claimed.next_run_time == due + timedelta(minutes=1)
+    assert DjangoJob.objects.get(id="every-minute").next_run_time == due + timedelta(minutes=1)
+    assert DjangoJobExecution.objects.get().status == DjangoJobExecution.SENT
+
+
+def test_a_cron_job_claimed_early_moves_on_to_its_following_fire(store):
+    due = NOW + timedelta(seconds=30)
+    add(store, "cron", CronTrigger(second="*/30", timezone=UTC), due)
+
+    [claimed] = claim(store, due - timedelta(seconds=0.6))
+
+    assert claimed.early and claimed.run_times == [due]
+    assert claimed.next_run_time == due + timedelta(seconds=30)  # not the claimed fire again
+
+
+def test_jobs_whose_claim_could_not_be_undone_wait_for_their_instant(store):
+    due = NOW + timedelta(milliseconds=500)
+    add(store, "once", DateTrigger(due, timezone=UTC), due)
+    add(store, "to-workers", IntervalTrigger(minutes=1, start_date=due, timezone=UTC), due)
+    add(store, "process-pool", IntervalTrigger(minutes=1, start_date=due, timezone=UTC), due)
+
+    claims = claim(
+        store, NOW, hands_off=lambda job: job.id == "to-workers", may_claim_early=lambda job: job.id != "process-pool"
+    )
+
+    assert claims == []
+    assert set(DjangoJob.objects.values_list("next_run_time", flat=True)) == {due}
+    assert not DjangoJobExecution.objects.exists()
+    # At their instant they are claimed as usual.
+    assert {c.job.id for c in claim(store, due)} == {"once", "to-workers", "process-pool"}
+
+
+def test_a_job_at_its_cluster_max_instances_is_not_claimed_early_nor_refused(store):
+    due = NOW + timedelta(milliseconds=500)
+    add(store, "busy", IntervalTrigger(minutes=1, start_date=due, timezone=UTC), due, max_instances=1)
+    peer = register_scheduler()
+    DjangoJobExecution.objects.create(job_id="busy", run_time=NOW - timedelta(minutes=1), status=DjangoJobExecution.SENT, scheduler=peer)
+
+    assert claim(store, NOW) == []
+
+    assert DjangoJob.objects.get(id="busy").next_run_time == due
+    assert not DjangoJobExecution.objects.filter(status=DjangoJobExecution.MAX_INSTANCES).exists()
+
+
+def test_a_held_job_is_left_alone_and_fires_beyond_the_horizon_are_not_claimed(store):
+    soon, later = NOW + timedelta(milliseconds=500), NOW + timedelta(seconds=5)
+    add(store, "held", IntervalTrigger(minutes=1, start_date=soon, timezone=UTC), soon)
+    add(store, "later", IntervalTrigger(minutes=1, start_date=later, timezone=UTC), later)
+
+    assert claim(store, NOW, held=frozenset({"held"})) == []
+    assert claim(store, NOW, ahead=timedelta(0)) == []
+    assert [c.job.id for c in claim(store, NOW)] == ["held"]
+
+
+def test_a_fire_handed_over_late_brings_no_unclaimed_fire_with_it(store, settings):
+    """Released after its successor's instant (a busy loop): APScheduler must not run the successor too."""
+    settings.APSCHEDULER_CLAIM_AHEAD = 1
+    jobstore, scheduler = store
+    scheduler.add_jobstore(DjangoJobStore(), "running")
+    scheduler.start(paused=True)  # joined, but nothing runs unless the test asks
+    try:
+        running = scheduler._jobstores["running"]
+        now = datetime.now(UTC)
+        due = now + timedelta(milliseconds=200)
+        running.add_job(build_job("quick", due, IntervalTrigger(seconds=0.5, start_date=due, timezone=UTC), scheduler=scheduler))
+
+        assert running.get_due_jobs(now) == []  # claimed ahead, held
+        assert running.get_next_run_time() == due
+        late = due + timedelta(seconds=0.7)
+        [job] = running.get_due_jobs(late)
+
+        assert job._get_run_times(late) == [due]  # not the unclaimed fire at due + 0.5 s
+        assert running._fires.is_echo_of_removal("quick")  # APScheduler's removal of the job is skipped
+        assert DjangoJob.objects.get(id="quick").next_run_time == due + timedelta(seconds=0.5)  # due, unclaimed
+        [again] = running.get_due_jobs(late + timedelta(milliseconds=1))
+        assert again._get_run_times(late + timedelta(milliseconds=1)) == [due + timedelta(seconds=0.5)]
+    finally:
+        scheduler.shutdown()
