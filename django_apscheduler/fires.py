@@ -85,10 +85,10 @@ from apscheduler.events import (
     SchedulerEvent,
 )
 from apscheduler.job import Job
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 
 from . import conf, history_writer, metrics
@@ -333,12 +333,13 @@ class Fires:
         for claim in due:
             if claim.next_run_time is not None and instant(claim.next_run_time) <= instant(now):
                 # Handed over late (a busy loop): APScheduler would also run the stored
-                # next fire, which nobody claimed. The job ends here after its held fire;
-                # its row stays due, for the next claim.
+                # next fire, which nobody claimed. It is shown a next fire just after
+                # ``now`` instead, whose write is skipped as an echo: the stored one
+                # stays due, for the next claim.
                 trigger = claim.job.trigger
                 assert isinstance(trigger, _ClaimedFiresTrigger)
-                trigger.next_run_time = None
-                self._echoes.finished.add(claim.job.id)
+                trigger.next_run_time = now + timedelta(microseconds=1)
+                self._echoes.next_run_times[claim.job.id] = trigger.next_run_time
             else:
                 self._expect_echo(claim)
         return [claim.job for claim in due]
@@ -390,53 +391,79 @@ class Fires:
         with self._lock:
             return min((claim.run_times[0] for claim in self._held.values()), key=instant, default=None)
 
-    def give_back_early(self, job_id: str) -> Claim | None:
+    def give_back_early(self, job_id: str, *, when: str | None = None) -> Claim | None:
         """Undo the claim of ``job_id``'s fire held ahead of its instant (the job is changed or removed here).
 
         Returns the claim given back (its fire is due again in the database, as if never
-        claimed); None if none was held, or if the claim could not be undone (then its
-        row ends Lost!).
+        claimed); None if none was held, or if the claim could not be undone (a peer or
+        another process moved the job on meanwhile: its row then ends Lost!). If the
+        database fails, the fire stays held (it runs at its instant, or is settled at
+        the stop) and the error is raised.
         """
         with self._lock:
             claim = self._held.pop(job_id, None)
-            if claim is None:
-                return None
-            unstarted = self._forget_unstarted([claim])
-        return claim if self._settle(unstarted, when=f"saw job {job_id!r} changed or removed") else None
-
-    def give_back_all_early(self, *, when: str) -> None:
-        """Undo the claims of every fire held ahead of its instant."""
+        if claim is None:
+            return None
+        assert claim.next_run_time is not None  # only jobs that continue are claimed early
+        unstarted = Unstarted(job_id, list(claim.run_times), claim.next_run_time)
+        try:
+            returned = run_with_retry(functools.partial(give_back, unstarted), "giving back a fire claimed ahead", attempts=3)
+        except Exception:
+            with self._lock:
+                self._held.setdefault(job_id, claim)
+            raise
         with self._lock:
-            held, self._held = list(self._held.values()), {}
-            unstarted = self._forget_unstarted(held)
-        self._settle(unstarted, when=when)
-
-    def _forget_unstarted(self, claims: list[Claim]) -> dict[tuple[str, datetime], datetime | None]:
-        """These held claims' fires, no longer tracked (call with the lock held); for ``_settle``."""
-        unstarted: dict[tuple[str, datetime], datetime | None] = {}
-        for claim in claims:
             for run_time in claim.run_times:
-                key = (claim.job.id, run_time)
-                self._not_started.pop(key, None)
-                self._started_by_claim.pop(key, None)
-                unstarted[key] = claim.next_run_time
-        return unstarted
+                self._not_started.pop((job_id, run_time), None)
+                self._started_by_claim.pop((job_id, run_time), None)
+        if returned:
+            return claim
+        when = when or f"saw job {job_id!r} changed or removed"
+        self._settle({(job_id, run_time): None for run_time in claim.run_times}, when=when)
+        return None
+
+    def give_back_all_early(self, *, when: str) -> int:
+        """Undo the claims of every fire held ahead of its instant; returns how many went back.
+
+        A claim the database did not let go of stays held, and is settled at the stop.
+        """
+        with self._lock:
+            job_ids = list(self._held)
+        given_back = 0
+        for job_id in job_ids:
+            try:
+                given_back += self.give_back_early(job_id, when=when) is not None
+            except Exception:  # noqa: BLE001 -- the others go back all the same
+                logger.exception("Could not give back the fire of job %r claimed ahead; it stays claimed", job_id)
+        if given_back:
+            logger.info("Gave back %d fire(s) claimed ahead of their time: the scheduler %s.", given_back, when)
+        return given_back
+
+    def give_back_if_paused(self) -> None:
+        """After a claim (scheduler's loop): a pause that came during it left the claimed-ahead fires held."""
+        if self._scheduler is not None and self._scheduler.state == STATE_PAUSED and self._held:
+            self.give_back_all_early(when="was paused")
 
     def _on_paused(self, event: SchedulerEvent) -> None:
         """A paused scheduler runs nothing: its fires claimed ahead go back, for peers to run.
 
-        In a thread of its own: ``pause()`` may be called on an event loop's thread,
-        where Django refuses database work.
+        ``pause()`` may be called on an event loop's thread, where Django refuses
+        database work: there, a thread of its own does it.
         """
         with self._lock:
             if not self._held:
                 return
-        threading.Thread(
-            target=self.give_back_all_early,
-            kwargs={"when": "was paused"},
-            name="django-apscheduler-give-back",
-            daemon=True,
-        ).start()
+        if not in_event_loop():
+            self.give_back_all_early(when="was paused")
+            return
+
+        def give_back_all() -> None:
+            try:
+                self.give_back_all_early(when="was paused")
+            finally:
+                connections.close_all()  # this thread's own
+
+        threading.Thread(target=give_back_all, name="django-apscheduler-give-back", daemon=True).start()
 
     def _hands_off(self, job: Job) -> bool:
         """Whether the job's executor sends its fires to a worker fleet (``executors.handoff``)."""

@@ -156,10 +156,11 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # (and it gives back those it claimed ahead).
             return []
         released = fires.release_held(now)  # claimed ahead, due now: no database work
+        ahead = self._claim_ahead()
+        self._last_horizon = now + timedelta(seconds=ahead)
         if self._membership is not None and not self._membership.may_claim():
             return released  # peers could not tell it is alive (no session lock yet): it takes nothing more
         connection_hygiene()  # the scheduler may have slept for days
-        ahead = self._claim_ahead()
         try:
             jobs = run_with_retry(
                 lambda: fires.claim(
@@ -169,6 +170,8 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
                     ahead=ahead,
                 ),
                 "claiming due jobs",
+                # Fires already claimed do not wait for a database that is away.
+                attempts=1 if released else None,
                 should_stop=self._should_stop,
             )
         except Exception:
@@ -178,8 +181,8 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
                 "Could not claim due jobs; the %d fire(s) claimed ahead of time run all the same", len(released)
             )
             return released
-        self._last_claim_empty = not jobs
-        self._last_horizon = now + timedelta(seconds=ahead)
+        self._last_claim_empty = not jobs and not released
+        fires.give_back_if_paused()
         return released + jobs
 
     def _claim_ahead(self) -> float:

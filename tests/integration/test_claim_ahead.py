@@ -135,7 +135,7 @@ def test_modify_job_here_keeps_the_held_fire_and_runs_it_with_the_new_arguments(
     assert list(DjangoJobExecution.objects.values_list("run_time", flat=True)) == [due]
 
 
-@pytest.mark.parametrize("change", ["pause_job", "reschedule_job", "remove_job"])
+@pytest.mark.parametrize("change", ["pause_job", "reschedule_job", "remove_job", "remove_all_jobs"])
 def test_a_held_fire_of_a_job_paused_rescheduled_or_removed_here_does_not_run(scheduler, tmp_path, change):
     calls = tmp_path / "calls"
     due = add_hourly(scheduler, calls)
@@ -144,12 +144,14 @@ def test_a_held_fire_of_a_job_paused_rescheduled_or_removed_here_does_not_run(sc
 
     if change == "reschedule_job":
         scheduler.reschedule_job("hourly", trigger="interval", hours=1, start_date=later)
+    elif change == "remove_all_jobs":
+        scheduler.remove_all_jobs()
     else:
         getattr(scheduler, change)("hourly")
 
     assert not DjangoJobExecution.objects.exists()
     stored = DjangoJob.objects.filter(id="hourly").values_list("next_run_time", flat=True).first()
-    assert stored == {"pause_job": None, "reschedule_job": later, "remove_job": None}[change]
+    assert stored == {"reschedule_job": later}.get(change)
     wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=0.5), timeout=10)
     assert not calls.exists()
     assert not DjangoJobExecution.objects.exists()
@@ -249,27 +251,99 @@ def test_a_held_job_is_left_alone_and_fires_beyond_the_horizon_are_not_claimed(s
     assert [c.job.id for c in claim(store, NOW)] == ["held"]
 
 
-def test_a_fire_handed_over_late_brings_no_unclaimed_fire_with_it(store, settings):
-    """Released after its successor's instant (a busy loop): APScheduler must not run the successor too."""
+class IdleScheduler(BackgroundScheduler):
+    """A running scheduler whose loop processes nothing: the test calls its store as the loop would."""
+
+    def _process_jobs(self):
+        return None
+
+
+@pytest.fixture
+def idle_store(settings):
     settings.APSCHEDULER_CLAIM_AHEAD = 1
-    jobstore, scheduler = store
-    scheduler.add_jobstore(DjangoJobStore(), "running")
-    scheduler.start(paused=True)  # joined, but nothing runs unless the test asks
-    try:
-        running = scheduler._jobstores["running"]
-        now = datetime.now(UTC)
-        due = now + timedelta(milliseconds=200)
-        running.add_job(build_job("quick", due, IntervalTrigger(seconds=0.5, start_date=due, timezone=UTC), scheduler=scheduler))
+    scheduler = IdleScheduler(timezone=UTC)
+    scheduler.add_jobstore(DjangoJobStore(), "default")
+    scheduler.start()
+    yield scheduler, scheduler._jobstores["default"]
+    scheduler.shutdown()
 
-        assert running.get_due_jobs(now) == []  # claimed ahead, held
-        assert running.get_next_run_time() == due
-        late = due + timedelta(seconds=0.7)
-        [job] = running.get_due_jobs(late)
 
-        assert job._get_run_times(late) == [due]  # not the unclaimed fire at due + 0.5 s
-        assert running._fires.is_echo_of_removal("quick")  # APScheduler's removal of the job is skipped
-        assert DjangoJob.objects.get(id="quick").next_run_time == due + timedelta(seconds=0.5)  # due, unclaimed
-        [again] = running.get_due_jobs(late + timedelta(milliseconds=1))
-        assert again._get_run_times(late + timedelta(milliseconds=1)) == [due + timedelta(seconds=0.5)]
-    finally:
-        scheduler.shutdown()
+def add_quick_job(scheduler, store, due):
+    store.add_job(build_job("quick", due, IntervalTrigger(seconds=0.5, start_date=due, timezone=UTC), scheduler=scheduler))
+
+
+def test_a_fire_handed_over_late_brings_no_unclaimed_fire_with_it(idle_store):
+    """Released after its successor's instant (a busy loop): APScheduler must not run the successor too."""
+    scheduler, store = idle_store
+    now = datetime.now(UTC)
+    due = now + timedelta(milliseconds=200)
+    add_quick_job(scheduler, store, due)
+
+    assert store.get_due_jobs(now) == []  # claimed ahead, held
+    assert store.get_next_run_time() == due
+    late = due + timedelta(seconds=0.7)
+    [job] = store.get_due_jobs(late)
+
+    run_times = job._get_run_times(late)  # as APScheduler's loop does
+    assert run_times == [due]  # not the unclaimed fire at due + 0.5 s
+    job._modify(next_run_time=job.trigger.get_next_fire_time(run_times[-1], late))
+    store.update_job(job)  # APScheduler's follow-up write: skipped
+    assert DjangoJob.objects.get(id="quick").next_run_time == due + timedelta(seconds=0.5)  # due, unclaimed
+    [again] = store.get_due_jobs(late + timedelta(milliseconds=1))
+    assert again._get_run_times(late + timedelta(milliseconds=1)) == [due + timedelta(seconds=0.5)]
+
+
+def test_a_claim_made_while_the_scheduler_was_pausing_gives_its_early_fires_back(idle_store):
+    scheduler, store = idle_store
+    now = datetime.now(UTC)
+    due = now + timedelta(milliseconds=500)
+    add_quick_job(scheduler, store, due)
+    scheduler.pause()  # (nothing was held yet: the claim below comes "during" the pause)
+
+    assert store.get_due_jobs(now) == []
+
+    assert not DjangoJobExecution.objects.exists()
+    assert DjangoJob.objects.get(id="quick").next_run_time == due
+    assert store._fires.next_held() is None
+
+
+def test_a_held_fire_the_database_will_not_give_back_stays_held_and_the_change_fails(idle_store, monkeypatch):
+    from django_apscheduler import fires
+
+    scheduler, store = idle_store
+    now = datetime.now(UTC)
+    due = now + timedelta(milliseconds=500)
+    add_quick_job(scheduler, store, due)
+    store.get_due_jobs(now)
+
+    def refuse(unstarted):
+        raise RuntimeError("database refused")
+
+    monkeypatch.setattr(fires, "give_back", refuse)
+    with pytest.raises(RuntimeError, match="database refused"):
+        scheduler.pause_job("quick")
+
+    assert store._fires.next_held() == due  # still claimed: it runs at its instant
+    assert DjangoJob.objects.get(id="quick").next_run_time == due + timedelta(seconds=0.5)
+    [job] = store.get_due_jobs(due)
+    assert job._get_run_times(due) == [due]
+
+
+def test_a_fire_left_for_its_instant_does_not_make_the_scheduler_spin(idle_store, monkeypatch):
+    """A date job inside the horizon is not claimed early; the wake-up must not fire again and again for it."""
+    scheduler, store = idle_store
+    rounds = []
+
+    def one_round():  # what APScheduler's loop asks its store each time it wakes
+        rounds.append(store.get_due_jobs(datetime.now(UTC)))
+        store.get_next_run_time()
+
+    monkeypatch.setattr(scheduler, "_process_jobs", one_round)
+    due = datetime.now(UTC) + timedelta(seconds=0.8)
+    store.add_job(build_job("once", due, DateTrigger(due, timezone=UTC), scheduler=scheduler))
+    scheduler.wakeup()
+
+    wait_until(lambda: datetime.now(UTC) > due - timedelta(milliseconds=100), timeout=5)
+
+    assert 1 <= len(rounds) <= 3
+    assert not DjangoJobExecution.objects.exists()
