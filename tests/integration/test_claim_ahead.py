@@ -347,3 +347,55 @@ def test_a_fire_left_for_its_instant_does_not_make_the_scheduler_spin(idle_store
 
     assert 1 <= len(rounds) <= 3
     assert not DjangoJobExecution.objects.exists()
+
+
+def test_an_asyncio_scheduler_claims_ahead_and_a_pause_on_its_loop_gives_the_fire_back():
+    """AsyncIOScheduler: the store's work runs off the loop; pause() is called on the loop's thread."""
+    import asyncio
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from tests import asyncjobs
+
+    asyncjobs.SEEN.clear()
+    due = (datetime.now(UTC) + LEAD).replace(microsecond=0)
+
+    def rows():
+        return list(DjangoJobExecution.objects.values_list("run_time", "status"))
+
+    async def until(condition, message):
+        for _ in range(200):
+            if await asyncio.to_thread(condition):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {message}")
+
+    async def main():
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_jobstore(DjangoJobStore(), "default")
+        scheduler.start()
+        scheduler.add_job(
+            asyncjobs.sleep_on_the_loop, "interval", hours=1, start_date=due, args=["x", 0], id="hourly",
+            misfire_grace_time=None,
+        )
+        try:
+            await until(lambda: rows() == [(due, DjangoJobExecution.SENT)], "the early claim")
+            assert datetime.now(UTC) < due and asyncjobs.SEEN == []
+            scheduler.pause()
+            await until(lambda: not rows(), "the held fire given back")
+            assert await asyncio.to_thread(lambda: DjangoJob.objects.get(id="hourly").next_run_time) == due
+            scheduler.resume()
+            await until(lambda: rows() == [(due, DjangoJobExecution.SUCCESS)], "the fire run once")
+            assert asyncjobs.SEEN == [("x", 0)]
+        finally:
+            scheduler.shutdown()
+            while scheduler.running:
+                await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(main())
+    finally:
+        asyncjobs.SEEN.clear()
+        asyncio.run(sync_to_async(connections.close_all)())
