@@ -155,35 +155,32 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # lost. A stopping scheduler claims nothing: live peers take the fires
             # (and it gives back those it claimed ahead).
             return []
-        released = fires.release_held(now)  # claimed ahead, due now: no database work
+        released = fires.release_held(now)
+        if released:
+            # Claimed ahead and due now: handed over at once, without waiting for this
+            # round's claim. The scheduler's next round (at once, if anything is due)
+            # claims the rest.
+            self._last_claim_empty = False
+            fires.give_back_if_paused()
+            return released
         ahead = self._claim_ahead()
         self._last_horizon = now + timedelta(seconds=ahead)
         if self._membership is not None and not self._membership.may_claim():
-            return released  # peers could not tell it is alive (no session lock yet): it takes nothing more
+            return []  # peers could not tell it is alive (no session lock yet): it takes nothing
         connection_hygiene()  # the scheduler may have slept for days
-        try:
-            jobs = run_with_retry(
-                lambda: fires.claim(
-                    now,
-                    limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")),
-                    load_job=self._load_runnable_job,
-                    ahead=ahead,
-                ),
-                "claiming due jobs",
-                # Fires already claimed do not wait for a database that is away.
-                attempts=1 if released else None,
-                should_stop=self._should_stop,
-            )
-        except Exception:
-            if not released:
-                raise
-            logger.exception(
-                "Could not claim due jobs; the %d fire(s) claimed ahead of time run all the same", len(released)
-            )
-            return released
-        self._last_claim_empty = not jobs and not released
+        jobs = run_with_retry(
+            lambda: fires.claim(
+                now,
+                limit=int(conf.get("APSCHEDULER_CLAIM_BATCH_SIZE")),
+                load_job=self._load_runnable_job,
+                ahead=ahead,
+            ),
+            "claiming due jobs",
+            should_stop=self._should_stop,
+        )
+        self._last_claim_empty = not jobs
         fires.give_back_if_paused()
-        return released + jobs
+        return jobs
 
     def _claim_ahead(self) -> float:
         """Seconds ahead of their instant that fires are claimed (``APSCHEDULER_CLAIM_AHEAD``).

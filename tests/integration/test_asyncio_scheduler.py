@@ -274,12 +274,15 @@ class StopsRightAfterItsClaim(DjangoJobStore):
         return jobs
 
 
-def test_fires_claimed_but_cancelled_by_the_shutdown_are_given_back_for_a_peer_to_run():
+def test_fires_claimed_but_cancelled_by_the_shutdown_are_given_back_for_a_peer_to_run(settings):
     """A stop between a claim and the start of its coroutines: the fires did not run, so nothing is lost.
 
     Their rows are removed and the job's next run time goes back to the fire, so the
     next scheduler to claim (here: the same store started again) runs each once.
+    (Claimed at their instant, so that one claim hands over both; fires claimed
+    ahead and stopped are in test_claim_ahead.)
     """
+    settings.APSCHEDULER_CLAIM_AHEAD = 0
     due = datetime.now(UTC) + timedelta(seconds=1)
     scheduler_ref = []
     store = StopsRightAfterItsClaim(scheduler_ref)
