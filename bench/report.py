@@ -910,10 +910,11 @@ and bulk.add_jobs; the lag and burst processes are not profiled in this version)
   INSERT (Django prepares 12 values per row, psycopg merges the parameters client-side),
   plus PostgreSQL's per-row NOTIFY trigger. 10,000 jobs/s would need all of that in
   0.1 ms.
-- **Lag**: a fire is claimed once it is due, so each one waits for the claim's round trip
-  (a locking SELECT, an UPDATE and an INSERT in one transaction) before APScheduler
-  submits it; the floor has no round trip. The rest of the distribution is the thread
-  pool, the history writer and the timer around each job sharing one interpreter.
+- **Lag**: a running scheduler claims each fire up to `APSCHEDULER_CLAIM_AHEAD` (0.3 s)
+  before its instant and hands it to APScheduler at the instant, so no fire waits for the
+  claim's round trip (the minimum lag is the floor's). The rest of the distribution is
+  per fire, in the interpreter: APScheduler's submission, the timer around each job and
+  the outcome's listener, with the thread pool and the history writer sharing it.
 - **Burst**: every fire is claimed (a row-locking SELECT, an UPDATE, a multi-row INSERT
   per batch of 200) and its outcome written (an upsert per writer batch); the floor does
   no I/O at all.
