@@ -148,7 +148,7 @@ def claim_due_jobs(
         if candidates:
             _skip_fires_already_recorded(candidates)
             claimed = _advance_schedules(candidates)
-        busy = {c.job_id for c in candidates} | held  # one fire of a job per claim round
+        busy = {c.job_id for c in candidates}
         requests = _take_run_requests(now, limit - len(candidates), busy, load_job, on_broken_job)
         _note_hand_off(requests, handing_off)
         claimed += requests

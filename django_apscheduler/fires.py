@@ -386,6 +386,11 @@ class Fires:
                 jobs.append(job)
         return jobs
 
+    def held_job_ids(self) -> list[str]:
+        """The jobs with a fire claimed ahead, held until its instant."""
+        with self._lock:
+            return list(self._held)
+
     def next_held(self) -> datetime | None:
         """The instant of the earliest fire claimed ahead, if any."""
         with self._lock:
@@ -427,10 +432,8 @@ class Fires:
 
         A claim the database did not let go of stays held, and is settled at the stop.
         """
-        with self._lock:
-            job_ids = list(self._held)
         given_back = 0
-        for job_id in job_ids:
+        for job_id in self.held_job_ids():
             try:
                 given_back += self.give_back_early(job_id, when=when) is not None
             except Exception:  # noqa: BLE001 -- the others go back all the same

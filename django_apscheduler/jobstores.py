@@ -109,6 +109,8 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         self._stopping = threading.Event()
         self._planned_wakeup: datetime | None = None
         self._last_claim_empty = False
+        # Whether the last round only handed over fires claimed ahead (see get_due_jobs).
+        self._only_released = False
         # Up to when the last claim looked ahead: a fire by then not claimed was left
         # for its instant (see _early_claim_time).
         self._last_horizon: datetime | None = None
@@ -156,17 +158,19 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # (and it gives back those it claimed ahead).
             return []
         released = fires.release_held(now)
-        if released:
+        if released and not self._only_released:
             # Claimed ahead and due now: handed over at once, without waiting for this
             # round's claim. The scheduler's next round (at once, if anything is due)
-            # claims the rest.
+            # claims, whether or not it hands over more: fires claimed ahead that fall
+            # due one after the other never hold up the rest.
+            self._only_released = True
             self._last_claim_empty = False
-            fires.give_back_if_paused()
             return released
+        self._only_released = False
         ahead = self._claim_ahead()
         self._last_horizon = now + timedelta(seconds=ahead)
         if self._membership is not None and not self._membership.may_claim():
-            return []  # peers could not tell it is alive (no session lock yet): it takes nothing
+            return released  # peers could not tell it is alive (no session lock yet): it takes nothing more
         connection_hygiene()  # the scheduler may have slept for days
         jobs = run_with_retry(
             lambda: fires.claim(
@@ -178,9 +182,9 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             "claiming due jobs",
             should_stop=self._should_stop,
         )
-        self._last_claim_empty = not jobs
+        self._last_claim_empty = not jobs and not released
         fires.give_back_if_paused()
-        return jobs
+        return released + jobs
 
     def _claim_ahead(self) -> float:
         """Seconds ahead of their instant that fires are claimed (``APSCHEDULER_CLAIM_AHEAD``).
@@ -354,7 +358,8 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             raise JobLookupError(job_id)
 
     def remove_all_jobs(self) -> None:
-        self._fires.give_back_all_early(when="saw every job removed")
+        for job_id in self._fires.held_job_ids():
+            self._fires.give_back_early(job_id)  # as remove_job: raises if the database refuses
         self._user_call(lambda: DjangoJob.objects.all().delete(), "removing all jobs")
 
     # --- helpers ---------------------------------------------------------------------

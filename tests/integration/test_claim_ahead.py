@@ -29,8 +29,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 UTC = timezone.utc
 # Long enough that a test acts on a held fire well before its instant, on a loaded machine.
-AHEAD = 2.5
-LEAD = timedelta(seconds=3.5)
+AHEAD = 4
+LEAD = timedelta(seconds=5.5)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +68,12 @@ def wait_until_held(due):
     return row
 
 
+def still_before(due):
+    """The test acted on the held fire before its instant, or the machine was too slow to tell."""
+    if datetime.now(UTC) >= due:
+        pytest.skip("the machine was too slow to act on the held fire before its instant")
+
+
 def calls_of(path):
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -90,6 +96,7 @@ def test_a_stop_gives_back_the_held_fire_and_the_next_scheduler_runs_it_once(sch
     wait_until_held(due)
 
     scheduler.shutdown()
+    still_before(due)
 
     assert not DjangoJobExecution.objects.filter(job_id="hourly").exists()
     assert DjangoJob.objects.get(id="hourly").next_run_time == due
@@ -111,6 +118,7 @@ def test_a_pause_gives_back_the_held_fire_and_the_resumed_scheduler_runs_it_once
     wait_until_held(due)
 
     scheduler.pause()
+    still_before(due)
 
     wait_until(lambda: not DjangoJobExecution.objects.exists(), message="the held fire given back")
     assert DjangoJob.objects.get(id="hourly").next_run_time == due  # peers may claim it now
@@ -126,6 +134,7 @@ def test_modify_job_here_keeps_the_held_fire_and_runs_it_with_the_new_arguments(
     wait_until_held(due)
 
     job = scheduler.modify_job("hourly", args=[str(calls), "new"])
+    still_before(due)
 
     assert job.next_run_time == due
     assert DjangoJob.objects.get(id="hourly").next_run_time in (due, due + timedelta(hours=1))  # re-claimed ahead
@@ -148,11 +157,13 @@ def test_a_held_fire_of_a_job_paused_rescheduled_or_removed_here_does_not_run(sc
         scheduler.remove_all_jobs()
     else:
         getattr(scheduler, change)("hourly")
+    still_before(due)
 
     assert not DjangoJobExecution.objects.exists()
     stored = DjangoJob.objects.filter(id="hourly").values_list("next_run_time", flat=True).first()
     assert stored == {"reschedule_job": later}.get(change)
     wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=0.5), timeout=10)
+    scheduler.shutdown()  # waits for anything its executor started
     assert not calls.exists()
     assert not DjangoJobExecution.objects.exists()
 
@@ -330,23 +341,50 @@ def test_a_held_fire_the_database_will_not_give_back_stays_held_and_the_change_f
 
 
 def test_a_fire_left_for_its_instant_does_not_make_the_scheduler_spin(idle_store, monkeypatch):
-    """A date job inside the horizon is not claimed early; the wake-up must not fire again and again for it."""
+    """A date job inside the horizon is not claimed early; the early wake-up must not come again and again for it."""
     scheduler, store = idle_store
-    rounds = []
+    timer = store._membership._wake_timer
+    wakes = []
 
-    def one_round():  # what APScheduler's loop asks its store each time it wakes
-        rounds.append(store.get_due_jobs(datetime.now(UTC)))
+    def counted_wake():
+        wakes.append(1)
+        store.get_due_jobs(datetime.now(UTC))  # what APScheduler's loop asks its store when woken
         store.get_next_run_time()
 
-    monkeypatch.setattr(scheduler, "_process_jobs", one_round)
-    due = datetime.now(UTC) + timedelta(seconds=0.8)
+    monkeypatch.setattr(timer, "_wake", counted_wake)
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
     store.add_job(build_job("once", due, DateTrigger(due, timezone=UTC), scheduler=scheduler))
-    scheduler.wakeup()
+    store.get_due_jobs(datetime.now(UTC))  # the loop's first round ...
+    store.get_next_run_time()  # ... and report: the early wake is set for due - 1 s
 
     wait_until(lambda: datetime.now(UTC) > due - timedelta(milliseconds=100), timeout=5)
 
-    assert 1 <= len(rounds) <= 3
+    assert 1 <= len(wakes) <= 3
     assert not DjangoJobExecution.objects.exists()
+
+
+def test_fires_claimed_ahead_falling_due_one_after_another_do_not_hold_up_the_other_jobs(idle_store):
+    """A round that only hands over held fires is followed by one that claims, whatever falls due then."""
+    scheduler, store = idle_store
+    now = datetime.now(UTC)
+    first, once, second = (now + timedelta(milliseconds=ms) for ms in (200, 250, 400))
+    store.add_job(build_job("first", first, IntervalTrigger(hours=1, start_date=first, timezone=UTC), scheduler=scheduler))
+    store.add_job(build_job("second", second, IntervalTrigger(hours=1, start_date=second, timezone=UTC), scheduler=scheduler))
+    store.add_job(build_job("once", once, DateTrigger(once, timezone=UTC), scheduler=scheduler))
+    assert store.get_due_jobs(now) == []  # "first" and "second" held; "once" is claimed at its instant
+
+    assert [job.id for job in store.get_due_jobs(now + timedelta(milliseconds=300))] == ["first"]
+    assert sorted(job.id for job in store.get_due_jobs(now + timedelta(milliseconds=450))) == ["once", "second"]
+
+
+def test_a_run_request_for_a_job_with_a_held_fire_is_taken(store):
+    due = NOW + timedelta(milliseconds=500)
+    add(store, "held", IntervalTrigger(minutes=1, start_date=due, timezone=UTC), due)
+    DjangoJob.objects.filter(id="held").update(run_requested_at=NOW - timedelta(seconds=1))
+
+    [requested] = claim(store, NOW, held=frozenset({"held"}))
+
+    assert requested.run_now and requested.run_times == [NOW - timedelta(seconds=1)]
 
 
 def test_an_asyncio_scheduler_claims_ahead_and_a_pause_on_its_loop_gives_the_fire_back():
