@@ -126,21 +126,23 @@ def _refuse_repeated_ids(jobs: list[Job]) -> None:
 
 def _insert(rows: list[DjangoJob]) -> None:
     """All rows or none; an id already stored is refused by name."""
-    ids = [row.pk for row in rows]
     with write_transaction():  # on SQLite, the write lock from the start: no failed lock upgrade
-        # Looked for first (by primary key, in chunks) rather than caught from the
-        # INSERT: the error then names the job, on every backend.
-        for start in range(0, len(ids), _ROWS_PER_INSERT):
-            taken = DjangoJob.objects.filter(pk__in=ids[start : start + _ROWS_PER_INSERT]).values_list("pk", flat=True)
-            for job_id in taken[:1]:
-                raise ConflictingIdError(job_id)
         try:
             with transaction.atomic():  # a savepoint: the error below leaves a usable transaction
-                DjangoJob.objects.bulk_create(rows, batch_size=_ROWS_PER_INSERT)
+                DjangoJob.objects.insert_many(rows, _ROWS_PER_INSERT)
         except IntegrityError as error:
-            # Ids the database's collation takes for equal ("Job" and "job" on MySQL), or
-            # a job of one of these ids added by another process meanwhile.
-            raise ConflictingIdError(f"one of this batch ({error})") from error
+            # Looked up only now, by primary key: the error then names the job on every
+            # backend. None found: ids the database's collation takes for equal ("Job"
+            # and "job" on MySQL), or an id another process added and removed meanwhile.
+            raise ConflictingIdError(_a_stored_id([row.pk for row in rows]) or f"one of this batch ({error})") from error
+
+
+def _a_stored_id(ids: list[str]) -> str | None:
+    for start in range(0, len(ids), _ROWS_PER_INSERT):
+        taken = DjangoJob.objects.filter(pk__in=ids[start : start + _ROWS_PER_INSERT]).values_list("pk", flat=True)
+        for job_id in taken[:1]:
+            return job_id
+    return None
 
 
 # --- APScheduler's private parts, touched here only -------------------------------------

@@ -284,11 +284,11 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
                     # Inside the caller's transaction (atomic, or autocommit turned off by
                     # hand): a savepoint, so that it survives a conflict.
                     with transaction.atomic():
-                        row.save(force_insert=True)
+                        DjangoJob.objects.insert_one(row)
                 else:
                     # Autocommit: the INSERT is its own transaction, one round trip
                     # instead of three (BEGIN, INSERT, COMMIT).
-                    row.save(force_insert=True)
+                    DjangoJob.objects.insert_one(row)
             except IntegrityError:
                 # APScheduler's add_job(replace_existing=True) follows this error with
                 # update_job(job) in the same thread: remember that it is a replacement.
