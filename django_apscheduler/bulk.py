@@ -5,7 +5,8 @@ database's commit (a disk flush on PostgreSQL and SQLite). A site that creates a
 reminder per user needs tens of thousands of jobs at once; ``add_jobs`` builds and
 checks every job exactly as ``add_job`` would (APScheduler's own ``Job`` checks, the
 id length, the options' bounds, the signed state and its plain columns), then
-writes them all with ``bulk_create`` in one transaction: all of them or none.
+writes them all in one transaction (multi-row INSERTs; one COPY on PostgreSQL): all
+of them or none.
 
 Usage::
 
@@ -45,9 +46,8 @@ from .timezones import to_db
 
 __all__ = ["BulkAddError", "add_jobs"]
 
-# Rows per INSERT statement: under every backend's limit on parameters
-# (SQLite's 32,766; a row has a dozen columns), and measured fastest: psycopg
-# parses a client-side query in time growing faster than its length.
+# Rows per INSERT statement (PostgreSQL takes one COPY instead): under every
+# backend's limit on parameters (SQLite's 32,766; a row has a dozen columns).
 _ROWS_PER_INSERT = 250
 # add_job's own keyword arguments; any other key is the trigger's.
 _JOB_OPTIONS = ("func", "args", "kwargs", "id", "name", "misfire_grace_time", "coalesce", "max_instances",
