@@ -10,7 +10,7 @@ from django.test import override_settings
 from django_apscheduler.models import SchedulerInstance
 from django_apscheduler.timezones import to_db, utc_now
 
-LATEST = "0020_job_broken_index"
+LATEST = "0021_postgres_insert_trigger_per_statement"
 
 
 def scheduler_row(heartbeat_age: float, **fields) -> SchedulerInstance:

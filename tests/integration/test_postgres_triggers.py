@@ -1,7 +1,7 @@
 """PostgreSQL: the notification triggers the migrations create tell schedulers what they must hear.
 
 The test database is built by the migrations (0011 creates the triggers, 0013
-replaces them), so these tests check the SQL frozen in those files: a job that
+replaces them, 0021 makes the INSERT one per statement), so these tests check the SQL frozen in those files: a job that
 becomes due sooner, or a requested run, is announced on ``postgres.CHANNEL`` with
 its time as seconds since the epoch; a job moved later (what claims do) is not.
 """
@@ -9,11 +9,15 @@ its time as seconds since the epoch; a job moved later (what claims do) is not.
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
 from django.db import connection
 
 from django_apscheduler import postgres
+from django_apscheduler.bulk import add_jobs
+from django_apscheduler.jobstores import DjangoJobStore
 from django_apscheduler.models import DjangoJob
+from tests import jobfuncs
 
 pytestmark = [
     pytest.mark.skipif(
@@ -83,4 +87,27 @@ def test_a_run_request_is_announced_with_the_earlier_of_both_times(heard):
     assert heard() == []
     add("paused", None)
     update("paused", run_requested_at=SOON)
+    assert heard() == [SOON]
+
+
+def test_a_batch_of_jobs_is_announced_once_with_its_earliest_time(heard):
+    DjangoJob.objects.bulk_create(
+        [DjangoJob(id=f"batch-{hours}", next_run_time=SOON + timedelta(hours=hours), job_state=b"") for hours in (3, 1, 2)]
+        + [DjangoJob(id="batch-paused", next_run_time=None, job_state=b"")]
+    )
+    assert heard() == [SOON + timedelta(hours=1)]
+    DjangoJob.objects.bulk_create([DjangoJob(id=f"paused-{n}", next_run_time=None, job_state=b"") for n in range(3)])
+    assert heard() == []
+    DjangoJob.objects.bulk_create(
+        [DjangoJob(id="requested", next_run_time=None, run_requested_at=SOON - timedelta(days=2), job_state=b""),
+         DjangoJob(id="later", next_run_time=SOON, job_state=b"")]
+    )
+    assert heard() == [SOON - timedelta(days=2)]
+
+
+def test_a_bulk_add_through_copy_is_announced_once(heard):
+    scheduler = BackgroundScheduler(timezone=timezone.utc)
+    scheduler.add_jobstore(DjangoJobStore(), "default")
+    add_jobs(scheduler, [{"func": jobfuncs.noop, "trigger": "date", "run_date": SOON + timedelta(minutes=n),
+                          "id": f"bulk-{n}"} for n in range(500)])
     assert heard() == [SOON]
