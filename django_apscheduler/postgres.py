@@ -5,8 +5,10 @@ sooner than before (a job is added, resumed, or rescheduled earlier) or a run is
 requested. They fire for every writer: this package, the admin, a plain ORM update,
 even SQL typed in psql. Claims only ever move a job's next run time later, so the
 schedulers' own work sends nothing. The payload is the new next run time (or the
-requested run's time, if earlier), as seconds since the epoch. Migrations create the
-triggers (0011, then 0013) and hold their SQL, on channel ``CHANNEL``.
+requested run's time, if earlier), as seconds since the epoch; for an INSERT, one
+notification per statement with the earliest of its rows (a bulk add of thousands of
+jobs sends one). Migrations create the triggers (0011, then 0013 and 0021) and hold
+their SQL, on channel ``CHANNEL``.
 
 Each scheduler listens on its own autocommit connection (psycopg 3) and wakes up
 when a notified time is earlier than the one it plans to wake at. Other databases,
@@ -24,7 +26,7 @@ from django.db import connection
 
 logger = logging.getLogger("django_apscheduler.postgres")
 
-# The triggers notify on this channel; its name is frozen in migrations 0011 and 0013,
+# The triggers notify on this channel; its name is frozen in migrations 0011, 0013 and 0021,
 # so a new name needs a migration that recreates the triggers.
 CHANNEL = "django_apscheduler_jobs"
 
