@@ -1,12 +1,12 @@
-"""Adding many jobs at once: one transaction, a few multi-row INSERTs.
+"""Adding many jobs at once: one transaction, one COPY or a few multi-row INSERTs (``inserts``).
 
 ``scheduler.add_job`` stores one job per transaction, so its rate is bounded by the
 database's commit (a disk flush on PostgreSQL and SQLite). A site that creates a
 reminder per user needs tens of thousands of jobs at once; ``add_jobs`` builds and
 checks every job exactly as ``add_job`` would (APScheduler's own ``Job`` checks, the
 id length, the options' bounds, the signed state and its plain columns), then
-writes them all in one transaction (multi-row INSERTs; one COPY on PostgreSQL): all
-of them or none.
+writes them all in one transaction (multi-row INSERTs; one COPY on PostgreSQL with
+psycopg 3): all of them or none.
 
 Usage::
 
@@ -46,8 +46,8 @@ from .timezones import to_db
 
 __all__ = ["BulkAddError", "add_jobs"]
 
-# Rows per INSERT statement (PostgreSQL takes one COPY instead): under every
-# backend's limit on parameters (SQLite's 32,766; a row has a dozen columns).
+# Rows per INSERT statement at most (PostgreSQL takes one COPY instead); fewer where
+# the backend's limit on parameters says so (SQLite: 999 parameters, 83 rows).
 _ROWS_PER_INSERT = 250
 # add_job's own keyword arguments; any other key is the trigger's.
 _JOB_OPTIONS = ("func", "args", "kwargs", "id", "name", "misfire_grace_time", "coalesce", "max_instances",

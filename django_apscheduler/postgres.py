@@ -7,7 +7,7 @@ even SQL typed in psql. Claims only ever move a job's next run time later, so th
 schedulers' own work sends nothing. The payload is the new next run time (or the
 requested run's time, if earlier), as seconds since the epoch; for an INSERT, one
 notification per statement with the earliest of its rows (a bulk add of thousands of
-jobs sends one). Migrations create the triggers (0011, then 0013 and 0021) and hold
+jobs through one COPY sends one). Migrations create the triggers (0011, then 0013 and 0021) and hold
 their SQL, on channel ``CHANNEL``.
 
 Each scheduler listens on its own autocommit connection (psycopg 3) and wakes up

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connections, models, router
-from django.db.models import signals
+from django.db import models, router
 from django.utils import timezone
 
-from . import conf
+from . import conf, inserts
 from .timezones import to_db, utc_now
 
 if TYPE_CHECKING:
@@ -43,41 +42,16 @@ class JobQuerySet(models.QuerySet["DjangoJob"]):
         return self.runnable().filter(run_requested_at__lte=to_db(now))
 
     def insert_one(self, job: DjangoJob) -> None:
-        """``job.save(force_insert=True)``, without compiling the same INSERT again at every call.
+        """Store a new job row as ``job.save(force_insert=True)`` would, faster (``inserts``).
 
-        ``add_job`` stores one job per call, and the ORM's building of the statement
-        cost about as much as the database's own work (0.2 ms of a 0.55 ms save on
-        PostgreSQL). The statement is built once per database vendor; each value goes
-        through its field's own preparation, as in ``save``. While a ``pre_save`` or
-        ``post_save`` receiver is connected to the model, ``save`` itself runs, so
-        that it is called. Raises ``IntegrityError`` for an id that exists.
+        Raises ``IntegrityError`` for an id that exists.
         """
-        model = type(job)
-        using = self._write_alias(job)
-        if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
-            job.save(force_insert=True, using=using)
-            return
-        _insert_rows(connections[using], [job])
-        _mark_saved([job], using)
+        inserts.insert_one(job, self._write_alias(job))
 
     def insert_many(self, jobs: list[DjangoJob], rows_per_statement: int) -> None:
-        """``bulk_create(jobs)`` (no signals, no keys returned), as fast as the database takes rows.
-
-        On PostgreSQL with psycopg 3, one ``COPY``: the multi-row INSERTs cost 3.5
-        times as long, most of it psycopg quoting every value into the statement's
-        text in Python (Django binds on the client). Elsewhere, INSERTs of
-        ``rows_per_statement`` rows, each statement built once per size.
-        """
-        if not jobs:
-            return
-        using = self._write_alias(jobs[0])
-        connection = connections[using]
-        if connection.vendor == "postgresql" and _has_copy(connection):
-            _copy_rows(connection, jobs)
-        else:
-            for start in range(0, len(jobs), rows_per_statement):
-                _insert_rows(connection, jobs[start : start + rows_per_statement])
-        _mark_saved(jobs, using)
+        """Store new job rows as ``bulk_create(jobs)`` would, faster (``inserts``): all or none."""
+        if jobs:
+            inserts.insert_many(jobs, self._write_alias(jobs[0]), rows_per_statement)
 
     def _write_alias(self, job: DjangoJob) -> str:
         """The database ``save`` would write ``job`` to: the one named by ``using()``, else the router's."""
@@ -89,58 +63,6 @@ class JobQuerySet(models.QuerySet["DjangoJob"]):
     def mark_repaired(self, **fields: Any) -> int:
         """Clear the broken flag (the code may have come back), writing ``fields`` too."""
         return self.update(broken=False, broken_reason="", **fields)
-
-
-_INSERT_STATEMENTS: dict[tuple[str, type[models.Model], int], str] = {}
-
-
-def _insert_statement(connection: Any, model: type[models.Model], rows: int) -> str:
-    """``INSERT INTO table (every column) VALUES (%s, ...), ...`` for ``rows`` rows, in this database's quoting."""
-    key = (connection.vendor, model, rows)
-    statement = _INSERT_STATEMENTS.get(key)
-    if statement is None:
-        row = f"({', '.join(['%s'] * len(model._meta.local_concrete_fields))})"
-        statement = f"INSERT INTO {_table_and_columns(connection, model)} VALUES {', '.join([row] * rows)}"
-        _INSERT_STATEMENTS[key] = statement
-    return statement
-
-
-def _table_and_columns(connection: Any, model: type[models.Model]) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in model._meta.local_concrete_fields)
-    return f"{quote(model._meta.db_table)} ({columns})"
-
-
-def _values(connection: Any, jobs: list[Any]) -> list[Any]:
-    """Every column of every row, prepared by its field as ``save`` prepares it, row after row."""
-    fields = type(jobs[0])._meta.local_concrete_fields
-    return [field.get_db_prep_save(field.pre_save(job, True), connection) for job in jobs for field in fields]
-
-
-def _insert_rows(connection: Any, jobs: list[Any]) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_statement(connection, type(jobs[0]), len(jobs)), _values(connection, jobs))
-
-
-def _has_copy(connection: Any) -> bool:
-    """Whether the PostgreSQL driver is psycopg 3 (psycopg2's COPY takes a file, not rows)."""
-    with connection.cursor() as cursor:
-        return hasattr(cursor.cursor, "copy")
-
-
-def _copy_rows(connection: Any, jobs: list[Any]) -> None:
-    fields = type(jobs[0])._meta.local_concrete_fields
-    statement = f"COPY {_table_and_columns(connection, type(jobs[0]))} FROM STDIN"
-    # Django's cursor wrapper has no COPY: the driver's errors are made Django's here
-    # (a taken id raises IntegrityError, as from an INSERT).
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
-        for job in jobs:
-            copy.write_row([field.get_db_prep_save(field.pre_save(job, True), connection) for field in fields])
-
-
-def _mark_saved(jobs: list[Any], using: str) -> None:
-    for job in jobs:
-        job._state.adding, job._state.db = False, using
 
 
 class ExecutionQuerySet(models.QuerySet["DjangoJobExecution"]):

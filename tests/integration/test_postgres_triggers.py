@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from django_apscheduler import postgres
@@ -111,3 +112,19 @@ def test_a_bulk_add_through_copy_is_announced_once(heard):
     add_jobs(scheduler, [{"func": jobfuncs.noop, "trigger": "date", "run_date": SOON + timedelta(minutes=n),
                           "id": f"bulk-{n}"} for n in range(500)])
     assert heard() == [SOON]
+
+
+def test_going_back_before_0021_restores_one_notification_per_row(heard):
+    def batch(prefix):
+        DjangoJob.objects.bulk_create(
+            [DjangoJob(id=f"{prefix}-{hours}", next_run_time=SOON + timedelta(hours=hours), job_state=b"") for hours in (2, 1)]
+        )
+
+    call_command("migrate", "django_apscheduler", "0020", verbosity=0)
+    try:
+        batch("rows")
+        assert heard() == [SOON + timedelta(hours=2), SOON + timedelta(hours=1)]
+    finally:
+        call_command("migrate", "django_apscheduler", verbosity=0)
+    batch("statement")
+    assert heard() == [SOON + timedelta(hours=1)]
