@@ -112,10 +112,17 @@ def _row_template(connection: Any, fields: Any, row: list[Any]) -> str:
     return template
 
 
+_TABLES_AND_COLUMNS: dict[tuple[str, type[models.Model]], str] = {}
+
+
 def _table_and_columns(connection: Any, model: type[models.Model]) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in model._meta.local_concrete_fields)
-    return f"{quote(model._meta.db_table)} ({columns})"
+    """``table (column, ...)`` in this database's quoting: quoted once, not at every ``add_job``."""
+    key = (connection.vendor, model)
+    if key not in _TABLES_AND_COLUMNS:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in model._meta.local_concrete_fields)
+        _TABLES_AND_COLUMNS[key] = f"{quote(model._meta.db_table)} ({columns})"
+    return _TABLES_AND_COLUMNS[key]
 
 
 # (database alias, table): whether a COPY can write it, asked once per process.

@@ -1,6 +1,6 @@
 """``JobQuerySet.insert_one`` / ``insert_many``: the INSERTs behind add_job and bulk.add_jobs store what ``save`` stores.
 
-They build their statement themselves (once per size; a COPY on PostgreSQL), so
+They build their statements themselves (a COPY for a batch on PostgreSQL), so
 each column's value must land in its own column, prepared by its field, on every
 backend, whatever the job's arguments hold.
 """
