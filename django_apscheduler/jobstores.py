@@ -53,6 +53,9 @@ USER_CALL_ATTEMPTS = 5
 _CONTENDED_RETRY = timedelta(milliseconds=100)
 # After an unexpected (non-transient) database error in the scheduler's loop.
 _ERROR_RETRY = timedelta(seconds=10)
+# After a round that only handed over fires claimed ahead, the database is looked at
+# this much later, once their threads have started (see _next_run_time_after_release).
+_LOOK_AFTER_RELEASE = timedelta(milliseconds=10)
 
 
 def _check_job_id(job_id: Any) -> None:
@@ -111,6 +114,8 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         self._last_claim_empty = False
         # Whether the last round only handed over fires claimed ahead (see get_due_jobs).
         self._only_released = False
+        # The earliest stored fire, as the last look at the database found it.
+        self._last_stored: datetime | None = None
         # Up to when the last claim looked ahead: a fire by then not claimed was left
         # for its instant (see _early_claim_time).
         self._last_horizon: datetime | None = None
@@ -198,7 +203,9 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
 
     def get_next_run_time(self) -> datetime | None:
         """The earliest stored fire, or fire claimed ahead and held; the claim ahead of the next is timed here."""
-        stored = self._next_stored_run_time()
+        if self._only_released and self._membership is not None:
+            return self._next_run_time_after_release(self._membership)
+        stored = self._last_stored = self._next_stored_run_time()
         held = self._fires.next_held()
         next_run_time = _earliest(stored, held)
         early = self._early_claim_time(stored)
@@ -207,6 +214,22 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # the scheduler awake sooner (a wake-up, not an earlier run time no job has).
             self._membership.wake_at(early)
         self._planned_wakeup = _earliest(next_run_time, early)
+        return next_run_time
+
+    def _next_run_time_after_release(self, membership: Membership) -> datetime | None:
+        """In a round that only handed over fires claimed ahead: the database is looked at a moment later.
+
+        APScheduler asks for the next run time right after submitting the round's
+        fires, before their threads run. A query then holds the interpreter while
+        they wait to start (with 50 fires at one instant, 1.7 ms of every fire's lag
+        here). This round made no database work, so the last look's stored time
+        stands; a full round (claim, then this query) follows 10 ms later, and also
+        serves a wake-up this round may have taken (a change made elsewhere).
+        """
+        look_again = utc_now() + _LOOK_AFTER_RELEASE
+        next_run_time = _earliest(self._last_stored, self._fires.next_held())
+        membership.wake_at(look_again)
+        self._planned_wakeup = _earliest(next_run_time, look_again)
         return next_run_time
 
     def _early_claim_time(self, stored: datetime | None) -> datetime | None:

@@ -377,6 +377,36 @@ def test_fires_claimed_ahead_falling_due_one_after_another_do_not_hold_up_the_ot
     assert sorted(job.id for job in store.get_due_jobs(now + timedelta(milliseconds=450))) == ["once", "second"]
 
 
+def test_a_round_that_only_hands_over_held_fires_reports_without_a_query_and_looks_again_soon(idle_store, monkeypatch):
+    """APScheduler asks for the next run time before the fires' threads start: no query then, a full round 10 ms later."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    scheduler, store = idle_store
+    planned = []
+    monkeypatch.setattr(store._membership, "wake_at", planned.append)
+    now = datetime.now(UTC)
+    due = now + timedelta(milliseconds=200)
+    add_quick_job(scheduler, store, due)  # every 0.5 s
+    assert store.get_due_jobs(now) == []  # claimed ahead, held
+    assert store.get_next_run_time() == due
+
+    [job] = store.get_due_jobs(due)  # the release round: no database work
+    with CaptureQueriesContext(connection) as queries:
+        before = datetime.now(UTC)
+        reported = store.get_next_run_time()
+    assert len(queries) == 0
+    assert reported == due + timedelta(seconds=0.5)  # the stored fire the claim advanced to
+    assert before <= planned[-1] <= datetime.now(UTC) + timedelta(milliseconds=10)
+    assert store._planned_wakeup == planned[-1]
+
+    # The round it wakes for claims and looks at the database again.
+    assert store.get_due_jobs(planned[-1]) == []
+    with CaptureQueriesContext(connection) as queries:
+        assert store.get_next_run_time() == due + timedelta(seconds=0.5)
+    assert len(queries) == 1
+
+
 def test_a_run_request_for_a_job_with_a_held_fire_is_taken(store):
     due = NOW + timedelta(milliseconds=500)
     add(store, "held", IntervalTrigger(minutes=1, start_date=due, timezone=UTC), due)

@@ -150,3 +150,49 @@ def test_writes_go_out_on_the_writer_thread(monkeypatch):
     writer.stop()
     assert seen == ["test-history-writer-thread"]
     assert rows()[("t", T0)].status == SUCCESS
+
+
+class _CountingQueue:
+    """The writer's queue, counting the gets that could block (each one wakes the writer thread)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.blocking_gets = 0
+
+    def get(self, *args, **kwargs):
+        self.blocking_gets += 1
+        return self._inner.get(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_one_transaction(monkeypatch):
+    """Results arriving one by one (fires ending together) do not wake the writer one by one."""
+    writer = HistoryWriter("test-history-writer-linger")
+    counting = writer._queue = _CountingQueue(writer._queue)
+    monkeypatch.setattr(history_writer, "LINGER", 0.5)
+    batches = []
+    original = history_writer.apply_writes
+
+    def spy(writes):
+        writes = list(writes)
+        batches.append(len(writes))
+        return original(writes)
+
+    monkeypatch.setattr(history_writer, "apply_writes", spy)
+    writer.start()
+    try:
+        for i in range(20):
+            writer.submit(success(f"l{i}"))
+            threading.Event().wait(0.005)  # one by one, as job threads finish
+        blocking_gets_before_flush = counting.blocking_gets
+        started = datetime.now(UTC)
+        assert writer.flush(timeout=10)
+        flushed_in = datetime.now(UTC) - started
+    finally:
+        writer.stop()
+    assert blocking_gets_before_flush <= 2  # the wait for the first write (and the next, once written)
+    assert batches == [20]
+    assert flushed_in < timedelta(seconds=0.4)  # a flush ends the linger at once
+    assert DjangoJobExecution.objects.filter(status=SUCCESS).count() == 20
