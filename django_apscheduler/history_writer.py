@@ -104,6 +104,8 @@ class HistoryWriter:
         self._stopping = False
         # Set by flush and stop: a batch being gathered is written without lingering.
         self._hurry = threading.Event()
+        # The last batch was cut at MAX_BATCH: more is queued, take it without lingering.
+        self._backlog = False
 
     @property
     def running(self) -> bool:
@@ -113,6 +115,8 @@ class HistoryWriter:
         if self.running:
             return
         self._stopping = False
+        self._hurry.clear()
+        self._backlog = False
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
         # A BackgroundScheduler that nobody shuts down dies with the interpreter; its
@@ -177,9 +181,10 @@ class HistoryWriter:
 
     def _take_batch(self, first: Any) -> tuple[list[Write], list[threading.Event], bool]:
         """``first`` plus whatever else came within LINGER, up to MAX_BATCH writes."""
-        if isinstance(first, Write) and not self._stopping:
+        if isinstance(first, Write) and not self._stopping and not self._backlog:
             self._hurry.wait(LINGER)
         self._hurry.clear()
+        self._backlog = False
         batch: list[Write] = []
         markers: list[threading.Event] = []
         item = first
@@ -191,6 +196,7 @@ class HistoryWriter:
             else:
                 batch.append(item)
             if len(batch) >= MAX_BATCH:
+                self._backlog = True
                 return batch, markers, False
             try:
                 item = self._queue.get_nowait()

@@ -54,7 +54,7 @@ _CONTENDED_RETRY = timedelta(milliseconds=100)
 # After an unexpected (non-transient) database error in the scheduler's loop.
 _ERROR_RETRY = timedelta(seconds=10)
 # After a round that only handed over fires claimed ahead, the database is looked at
-# this much later, once their threads have started (see _next_run_time_after_release).
+# this much later, once their threads have started (see _answer_from_last_look).
 _LOOK_AFTER_RELEASE = timedelta(milliseconds=10)
 
 
@@ -204,7 +204,10 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
     def get_next_run_time(self) -> datetime | None:
         """The earliest stored fire, or fire claimed ahead and held; the claim ahead of the next is timed here."""
         if self._only_released and self._membership is not None:
-            return self._next_run_time_after_release(self._membership)
+            look_again = utc_now() + _LOOK_AFTER_RELEASE
+            if self._membership.wake_at(look_again):
+                return self._answer_from_last_look(look_again)
+            # No wake-up can be planned (the scheduler is leaving): look now.
         stored = self._last_stored = self._next_stored_run_time()
         held = self._fires.next_held()
         next_run_time = _earliest(stored, held)
@@ -216,20 +219,21 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         self._planned_wakeup = _earliest(next_run_time, early)
         return next_run_time
 
-    def _next_run_time_after_release(self, membership: Membership) -> datetime | None:
-        """In a round that only handed over fires claimed ahead: the database is looked at a moment later.
+    def _answer_from_last_look(self, look_again: datetime) -> datetime | None:
+        """After a round that only handed over fires claimed ahead: no query now, a full round at ``look_again``.
 
         APScheduler asks for the next run time right after submitting the round's
         fires, before their threads run. A query then holds the interpreter while
         they wait to start (with 50 fires at one instant, 1.7 ms of every fire's lag
-        here). This round made no database work, so the last look's stored time
-        stands; a full round (claim, then this query) follows 10 ms later, and also
-        serves a wake-up this round may have taken (a change made elsewhere).
+        here). That round claimed nothing, so the last look's stored time stands;
+        the full round (a claim, then the query) 10 ms later also serves any wake-up
+        this round took (a change made elsewhere) and any write it made.
         """
-        look_again = utc_now() + _LOOK_AFTER_RELEASE
         next_run_time = _earliest(self._last_stored, self._fires.next_held())
-        membership.wake_at(look_again)
         self._planned_wakeup = _earliest(next_run_time, look_again)
+        # Fires were handed over: no peer was holding these jobs (the query would have
+        # found the same and ended any back-off).
+        self._contended_streak = 0
         return next_run_time
 
     def _early_claim_time(self, stored: datetime | None) -> datetime | None:

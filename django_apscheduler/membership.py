@@ -393,11 +393,16 @@ class Membership:
     def notifications_live(self) -> bool:
         return self._listener is not None and self._listener.live
 
-    def wake_at(self, moment: datetime | None) -> None:
-        """Wake the scheduler at ``moment`` (None: no such wake-up), besides when its stores' run times say."""
+    def wake_at(self, moment: datetime | None) -> bool:
+        """Wake the scheduler at ``moment`` (None: no such wake-up), besides when its stores' run times say.
+
+        False when no wake-up can be planned (the scheduler is not in the cluster, or is leaving it).
+        """
         timer = self._wake_timer
-        if timer is not None:
-            timer.wake_at(moment)
+        if timer is None or not timer.is_alive():
+            return False
+        timer.wake_at(moment)
+        return True
 
     def wake_if_sooner(self, due: datetime | None) -> None:
         """A job became due at ``due`` (elsewhere): wake the scheduler if that is before its plan."""
@@ -447,6 +452,10 @@ class WakeTimer(threading.Thread):
                 self._wake()
             except RuntimeError:  # an AsyncIOScheduler whose event loop has closed: nothing left to wake
                 return
+            except Exception:
+                # The store counts on this thread to look at the database again after a
+                # round that did not (see DjangoJobStore.get_next_run_time): it must live on.
+                logger.exception("Could not wake the scheduler; the next planned wake-up will try again")
 
 
 class Heartbeat(threading.Thread):

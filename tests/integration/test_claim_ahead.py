@@ -377,6 +377,17 @@ def test_fires_claimed_ahead_falling_due_one_after_another_do_not_hold_up_the_ot
     assert sorted(job.id for job in store.get_due_jobs(now + timedelta(milliseconds=450))) == ["once", "second"]
 
 
+def release_round(scheduler, store):
+    """A quick job's fire claimed ahead, then the round at its instant that hands it over; returns the instant."""
+    now = datetime.now(UTC)
+    due = now + timedelta(milliseconds=200)
+    add_quick_job(scheduler, store, due)  # every 0.5 s
+    assert store.get_due_jobs(now) == []  # claimed ahead, held
+    assert store.get_next_run_time() == due
+    [job] = store.get_due_jobs(due)  # the release round: no database work
+    return due
+
+
 def test_a_round_that_only_hands_over_held_fires_reports_without_a_query_and_looks_again_soon(idle_store, monkeypatch):
     """APScheduler asks for the next run time before the fires' threads start: no query then, a full round 10 ms later."""
     from django.db import connection
@@ -384,27 +395,61 @@ def test_a_round_that_only_hands_over_held_fires_reports_without_a_query_and_loo
 
     scheduler, store = idle_store
     planned = []
-    monkeypatch.setattr(store._membership, "wake_at", planned.append)
-    now = datetime.now(UTC)
-    due = now + timedelta(milliseconds=200)
-    add_quick_job(scheduler, store, due)  # every 0.5 s
-    assert store.get_due_jobs(now) == []  # claimed ahead, held
-    assert store.get_next_run_time() == due
+    monkeypatch.setattr(store._membership, "wake_at", lambda moment: planned.append(moment) or True)
+    due = release_round(scheduler, store)
 
-    [job] = store.get_due_jobs(due)  # the release round: no database work
     with CaptureQueriesContext(connection) as queries:
         before = datetime.now(UTC)
         reported = store.get_next_run_time()
     assert len(queries) == 0
     assert reported == due + timedelta(seconds=0.5)  # the stored fire the claim advanced to
-    assert before <= planned[-1] <= datetime.now(UTC) + timedelta(milliseconds=10)
+    assert before + timedelta(milliseconds=10) <= planned[-1] <= datetime.now(UTC) + timedelta(milliseconds=10)
     assert store._planned_wakeup == planned[-1]
 
     # The round it wakes for claims and looks at the database again.
-    assert store.get_due_jobs(planned[-1]) == []
+    assert store.get_due_jobs(due + timedelta(milliseconds=10)) == []
     with CaptureQueriesContext(connection) as queries:
         assert store.get_next_run_time() == due + timedelta(seconds=0.5)
     assert len(queries) == 1
+
+
+def test_without_a_wake_up_to_plan_the_round_that_hands_over_held_fires_looks_at_once(idle_store, monkeypatch):
+    """The wake timer gone (the scheduler leaving it): nothing would bring the next look, so it is made now."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    scheduler, store = idle_store
+    due = release_round(scheduler, store)
+    timer = store._membership._wake_timer
+    timer.stop()
+    timer.join(timeout=5)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert store.get_next_run_time() == due + timedelta(seconds=0.5)
+    assert len(queries) == 1
+
+
+def test_the_wake_timer_outlives_a_failing_wake_up(caplog):
+    from django_apscheduler.membership import WakeTimer
+
+    woken = []
+
+    def wake():
+        woken.append(datetime.now(UTC))
+        if len(woken) == 1:
+            raise ValueError("scheduler in a bad state")
+
+    timer = WakeTimer(wake)
+    timer.start()
+    try:
+        timer.wake_at(datetime.now(UTC))
+        wait_until(lambda: len(woken) == 1, timeout=5)
+        timer.wake_at(datetime.now(UTC))
+        wait_until(lambda: len(woken) == 2, timeout=5)
+    finally:
+        timer.stop()
+        timer.join(timeout=5)
+    assert "Could not wake the scheduler" in caplog.text
 
 
 def test_a_run_request_for_a_job_with_a_held_fire_is_taken(store):

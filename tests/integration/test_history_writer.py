@@ -167,11 +167,7 @@ class _CountingQueue:
         return getattr(self._inner, name)
 
 
-def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_one_transaction(monkeypatch):
-    """Results arriving one by one (fires ending together) do not wake the writer one by one."""
-    writer = HistoryWriter("test-history-writer-linger")
-    counting = writer._queue = _CountingQueue(writer._queue)
-    monkeypatch.setattr(history_writer, "LINGER", 0.5)
+def spy_on_batches(monkeypatch):
     batches = []
     original = history_writer.apply_writes
 
@@ -181,6 +177,15 @@ def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_
         return original(writes)
 
     monkeypatch.setattr(history_writer, "apply_writes", spy)
+    return batches
+
+
+def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_one_transaction(monkeypatch):
+    """Results arriving one by one (fires ending together) do not wake the writer one by one."""
+    writer = HistoryWriter("test-history-writer-linger")
+    counting = writer._queue = _CountingQueue(writer._queue)
+    monkeypatch.setattr(history_writer, "LINGER", 5.0)
+    batches = spy_on_batches(monkeypatch)
     writer.start()
     try:
         for i in range(20):
@@ -194,5 +199,37 @@ def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_
         writer.stop()
     assert blocking_gets_before_flush <= 2  # the wait for the first write (and the next, once written)
     assert batches == [20]
-    assert flushed_in < timedelta(seconds=0.4)  # a flush ends the linger at once
+    assert flushed_in < timedelta(seconds=2.5)  # a flush ends the 5 s linger at once
     assert DjangoJobExecution.objects.filter(status=SUCCESS).count() == 20
+
+
+def test_stop_ends_the_linger_at_once(monkeypatch):
+    writer = HistoryWriter("test-history-writer-stop")
+    monkeypatch.setattr(history_writer, "LINGER", 5.0)
+    writer.start()
+    writer.submit(success("s"))
+    threading.Event().wait(0.05)  # the writer is lingering
+    started = datetime.now(UTC)
+    writer.stop()
+    assert datetime.now(UTC) - started < timedelta(seconds=2.5)
+    assert rows()[("s", T0)].status == SUCCESS
+
+
+def test_a_backlog_is_written_batch_after_batch_without_lingering(monkeypatch):
+    """More than a batch queued (after an outage, say): each batch after the first goes out at once."""
+    writer = HistoryWriter("test-history-writer-backlog")
+    monkeypatch.setattr(history_writer, "LINGER", 5.0)
+    monkeypatch.setattr(history_writer, "MAX_BATCH", 5)
+    batches = spy_on_batches(monkeypatch)
+    writer.start()
+    try:
+        for i in range(23):
+            writer.submit(success(f"b{i}"))
+        started = datetime.now(UTC)
+        assert writer.flush(timeout=10)
+        flushed_in = datetime.now(UTC) - started
+    finally:
+        writer.stop()
+    assert batches == [5, 5, 5, 5, 3]
+    assert flushed_in < timedelta(seconds=2.5)  # one linger at most, ended by the flush: not one per batch
+    assert DjangoJobExecution.objects.filter(status=SUCCESS).count() == 23
