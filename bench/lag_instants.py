@@ -27,7 +27,8 @@ import time
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
+
+import scheduler_proc  # noqa: E402 -- the harness's own store set-up, from this folder
 
 UTC = timezone.utc
 EVENTS: list[tuple[float, str]] = []
@@ -59,19 +60,14 @@ def traced(store, name: str) -> None:
 
 
 def make_store(kind: str):
-    if kind == "memory":
-        from apscheduler.jobstores.memory import MemoryJobStore
+    """The harness's store for ``kind``, on an empty table for this package's."""
+    store = scheduler_proc.make_store(argparse.Namespace(store=kind))
+    if kind == "django":
+        from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
-        return MemoryJobStore()
-    import django
-
-    django.setup()
-    from django_apscheduler.jobstores import DjangoJobStore
-    from django_apscheduler.models import DjangoJob, DjangoJobExecution
-
-    DjangoJobExecution.objects.all().delete()
-    DjangoJob.objects.all().delete()
-    return DjangoJobStore()
+        DjangoJobExecution.objects.all().delete()
+        DjangoJob.objects.all().delete()
+    return store
 
 
 def main() -> None:
@@ -84,6 +80,8 @@ def main() -> None:
 
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    if args.store == "django":
+        scheduler_proc.setup_django()
     store = make_store(args.store)
     scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"misfire_grace_time": 30})
     scheduler.add_jobstore(store, "default")

@@ -413,7 +413,7 @@ def test_a_round_that_only_hands_over_held_fires_reports_without_a_query_and_loo
     assert len(queries) == 1
 
 
-def test_without_a_wake_up_to_plan_the_round_that_hands_over_held_fires_looks_at_once(idle_store, monkeypatch):
+def test_without_a_wake_up_to_plan_the_round_that_hands_over_held_fires_looks_at_once(idle_store):
     """The wake timer gone (the scheduler leaving it): nothing would bring the next look, so it is made now."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -180,6 +180,13 @@ def spy_on_batches(monkeypatch):
     return batches
 
 
+def timed_flush(writer):
+    """How long ``writer.flush()`` took (it must succeed)."""
+    started = datetime.now(UTC)
+    assert writer.flush(timeout=10)
+    return datetime.now(UTC) - started
+
+
 def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_one_transaction(monkeypatch):
     """Results arriving one by one (fires ending together) do not wake the writer one by one."""
     writer = HistoryWriter("test-history-writer-linger")
@@ -192,9 +199,7 @@ def test_the_writer_sleeps_through_its_linger_and_writes_what_came_meanwhile_in_
             writer.submit(success(f"l{i}"))
             threading.Event().wait(0.005)  # one by one, as job threads finish
         blocking_gets_before_flush = counting.blocking_gets
-        started = datetime.now(UTC)
-        assert writer.flush(timeout=10)
-        flushed_in = datetime.now(UTC) - started
+        flushed_in = timed_flush(writer)
     finally:
         writer.stop()
     assert blocking_gets_before_flush <= 2  # the wait for the first write (and the next, once written)
@@ -225,9 +230,7 @@ def test_a_backlog_is_written_batch_after_batch_without_lingering(monkeypatch):
     try:
         for i in range(23):
             writer.submit(success(f"b{i}"))
-        started = datetime.now(UTC)
-        assert writer.flush(timeout=10)
-        flushed_in = datetime.now(UTC) - started
+        flushed_in = timed_flush(writer)
     finally:
         writer.stop()
     assert batches == [5, 5, 5, 5, 3]
