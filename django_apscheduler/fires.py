@@ -407,8 +407,11 @@ class Fires:
         """
         with self._lock:
             claim = self._held.pop(job_id, None)
-        if claim is None:
-            return None
+            if claim is None:
+                return None
+            # Taken out of the unstarted fires at once: a stop settling them meanwhile
+            # (from another thread) must not give this one back a second time.
+            not_started = {key: self._not_started.pop(key) for key in self._keys(claim) if key in self._not_started}
         assert claim.next_run_time is not None  # only jobs that continue are claimed early
         unstarted = Unstarted(job_id, list(claim.run_times), claim.next_run_time)
         try:
@@ -416,16 +419,20 @@ class Fires:
         except Exception:
             with self._lock:
                 self._held.setdefault(job_id, claim)
+                self._not_started.update(not_started)
             raise
         with self._lock:
-            for run_time in claim.run_times:
-                self._not_started.pop((job_id, run_time), None)
-                self._started_by_claim.pop((job_id, run_time), None)
+            for key in self._keys(claim):
+                self._started_by_claim.pop(key, None)
         if returned:
             return claim
         when = when or f"saw job {job_id!r} changed or removed"
         self._settle({(job_id, run_time): None for run_time in claim.run_times}, when=when)
         return None
+
+    @staticmethod
+    def _keys(claim: Claim) -> list[tuple[str, datetime]]:
+        return [(claim.job.id, run_time) for run_time in claim.run_times]
 
     def give_back_all_early(self, *, when: str) -> int:
         """Undo the claims of every fire held ahead of its instant; returns how many went back.

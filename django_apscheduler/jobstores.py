@@ -56,6 +56,11 @@ _ERROR_RETRY = timedelta(seconds=10)
 # After a round that only handed over fires claimed ahead, the database is looked at
 # this much later, once their threads have started (see _answer_from_last_look).
 _LOOK_AFTER_RELEASE = timedelta(milliseconds=10)
+# A fire claimed ahead and still held this long after its instant was not handed
+# over: the wake timer then checks whether the scheduler is stopping, and if so gives
+# the fire back (Membership.on_wake_timer). A running scheduler's release round
+# plans its own look well before this, so the check costs it nothing.
+_HELD_FIRE_CHECK = timedelta(milliseconds=50)
 
 
 def _check_job_id(job_id: Any) -> None:
@@ -215,7 +220,11 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         if self._membership is not None:
             # APScheduler sleeps until the run time returned: a claim ahead of it needs
             # the scheduler awake sooner (a wake-up, not an earlier run time no job has).
-            self._membership.wake_at(early)
+            # Just after a held fire's instant, the timer checks it was handed over:
+            # a scheduler stopping (waiting for its running jobs) will not, and gives
+            # it back then rather than after its jobs end, when a peer may have moved
+            # the job on.
+            self._membership.wake_at(_earliest(early, None if held is None else held + _HELD_FIRE_CHECK))
         self._planned_wakeup = _earliest(next_run_time, early)
         return next_run_time
 

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.db.models import Exists, Q, Subquery
 
 from . import __version__, conf, fires, liveness, postgres
@@ -274,7 +274,7 @@ class Membership:
                 self._listener.start()
             self._heartbeat = Heartbeat(self)
             self._heartbeat.start()
-            self._wake_timer = WakeTimer(self.scheduler.wakeup)
+            self._wake_timer = WakeTimer(self.on_wake_timer)
             self._wake_timer.start()
 
     def leave(self) -> None:
@@ -403,6 +403,24 @@ class Membership:
             return False
         timer.wake_at(moment)
         return True
+
+    def on_wake_timer(self) -> None:
+        """At a planned moment: wake the scheduler, or, if it is stopping, give back its fires claimed ahead.
+
+        APScheduler marks a scheduler stopped, then waits for its running jobs, and
+        only then stops the job stores. Meanwhile its loop hands over nothing: a fire
+        held for its instant would go back only at the end, by which time a peer may
+        have claimed the job's following fire (the give-back then fails, and the held
+        fire ends Lost!). The store plans this timer just after each held fire's
+        instant, so a stopping scheduler lets go of it then.
+        """
+        if self.scheduler.state != STATE_STOPPED:
+            self.scheduler.wakeup()
+            return
+        try:
+            self.fires.give_back_all_early(when="stopped")
+        finally:
+            connections.close_all()  # this thread's own: it has no other database work
 
     def wake_if_sooner(self, due: datetime | None) -> None:
         """A job became due at ``due`` (elsewhere): wake the scheduler if that is before its plan."""

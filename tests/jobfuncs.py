@@ -1,5 +1,6 @@
 """Job functions for the tests: importable by their dotted path, as stored jobs require."""
 
+import os
 import time
 
 
@@ -9,6 +10,13 @@ def noop(*args, **kwargs):
 
 def sleep_for(seconds):
     time.sleep(seconds)
+
+
+def wait_for_file(path, timeout=60.0):
+    """Run until ``path`` exists (or ``timeout``): a job that is still running when a test wants."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def fail_with(message):

@@ -9,6 +9,7 @@ not at all for jobs whose claim cannot be undone (date jobs, hand-offs) or that
 the cluster's ``max_instances`` refuses right now.
 """
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -110,6 +111,46 @@ def test_a_stop_gives_back_the_held_fire_and_the_next_scheduler_runs_it_once(sch
         successor.shutdown()
     assert len(calls_of(calls)) == 1
     assert list(DjangoJobExecution.objects.values_list("run_time", flat=True)) == [due]
+
+
+def test_a_stop_waiting_for_a_running_job_lets_go_of_the_held_fire_and_a_peer_runs_it_once(scheduler, tmp_path):
+    """APScheduler stops the job stores only once the running jobs end.
+
+    The held fire must not wait that long: a peer claiming the job's following fire
+    meanwhile would leave it Lost! (its give-back could no longer be made).
+    """
+    release = tmp_path / "release"
+    scheduler.add_job(jobfuncs.wait_for_file, args=[str(release)], id="slow")
+    wait_until(lambda: DjangoJobExecution.objects.filter(job_id="slow").exists(), message="the slow job running")
+    calls = tmp_path / "calls"
+    due = add_hourly(scheduler, calls)
+    wait_until_held(due)
+
+    stopping = threading.Thread(target=scheduler.shutdown, name="test-stop")  # waits for the slow job
+    stopping.start()
+    peer = BackgroundScheduler(timezone="UTC")
+    try:
+        wait_until(
+            lambda: not DjangoJobExecution.objects.filter(job_id="hourly").exists(),
+            timeout=LEAD.total_seconds() + 5,
+            message="the held fire given back",
+        )
+        assert stopping.is_alive(), "given back only when the stop ended"
+        assert DjangoJob.objects.get(id="hourly").next_run_time == due
+        peer.add_jobstore(DjangoJobStore(), "default")
+        peer.start()
+        wait_until(lambda: DjangoJobExecution.objects.filter(job_id="hourly", status=DjangoJobExecution.SUCCESS).exists())
+        assert stopping.is_alive()
+    finally:
+        release.touch()
+        stopping.join(timeout=15)
+        if peer.running:
+            peer.shutdown()
+    assert not stopping.is_alive()
+    assert len(calls_of(calls)) == 1
+    assert list(DjangoJobExecution.objects.filter(job_id="hourly").values_list("run_time", "status")) == [
+        (due, DjangoJobExecution.SUCCESS)
+    ]
 
 
 def test_a_pause_gives_back_the_held_fire_and_the_resumed_scheduler_runs_it_once(scheduler, tmp_path):
