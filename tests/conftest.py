@@ -2,8 +2,14 @@ import gc
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
+from hypothesis import settings as hypothesis_settings
 
 from django_apscheduler.jobstores import DjangoJobStore
+
+# The property tests check results, not speed: on a shared 2-core machine one example
+# can take longer than Hypothesis's default 200 ms deadline without anything being wrong.
+hypothesis_settings.register_profile("no-deadline", deadline=None)
+hypothesis_settings.load_profile("no-deadline")
 
 
 @pytest.fixture

@@ -427,3 +427,44 @@ def test_forms_job_page_and_messages(live_server, browser, isolated_registry, sc
     assert f"Job “{job_id}” created: Every 5 minutes" in page.inner_text(MESSAGES), where
     context.close()
     connections.close_all()
+
+
+# --- a list whose filter matches more jobs than it counts (JobPaginator.COUNT_UP_TO) ----------
+
+
+@pytest.mark.parametrize(("scheme", "width"), [("light", 1280), ("dark", 390)])
+def test_a_capped_list_says_more_than_and_select_all_acts_on_every_match(live_server, browser, monkeypatch, scheme, width):
+    from apscheduler.triggers.interval import IntervalTrigger
+    from django.contrib.admin import site
+
+    from django_apscheduler.admin.joblist import JobPaginator
+    from django_apscheduler.jobstores import DjangoJobStore
+    from django_apscheduler.models import DjangoJob
+    from tests.helpers import build_job
+
+    # As a cap of 10,000 with pages of 100; the live server runs in this process.
+    monkeypatch.setattr(JobPaginator, "COUNT_UP_TO", 3)
+    monkeypatch.setattr(site._registry[DjangoJob], "list_per_page", 2)
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pass")
+    store = DjangoJobStore()
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    for index in range(5):
+        store.add_job(build_job(f"job-{index}", later, IntervalTrigger(hours=1, timezone=timezone.utc)))
+
+    context = browser.new_context(viewport={"width": width, "height": 800}, color_scheme=scheme)
+    page = context.new_page()
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/django_apscheduler/djangojob/?state=active")
+    assert "more than 3 jobs" in page.locator("p.paginator").inner_text()
+    page.check("#action-toggle")
+    question = page.locator(".actions .question")
+    assert question.is_visible() and "Select all matching jobs (more than 3)" in question.inner_text()
+    question.locator("a").click()
+    assert "All matching jobs selected (more than 3)" in page.locator(".actions .all").inner_text()
+    page.select_option("select[name=action]", "pause_selected_jobs")
+    page.click(".actions button[name=index]")
+    page.wait_for_selector(MESSAGES)
+    assert "Paused 5 jobs" in page.locator(MESSAGES).inner_text()
+    assert not DjangoJob.objects.filter(next_run_time__isnull=False).exists()
+    context.close()
+    connections.close_all()

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
+from django.contrib.admin import site
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,7 +24,8 @@ from tests.helpers import build_job
 UTC = timezone.utc
 JOBS_URL = reverse("admin:django_apscheduler_djangojob_changelist")
 # A count of the jobs table: Django's own, or inside postgres.table_rows' CASE.
-COUNT = re.compile(r"COUNT\(\*\)( AS \S+)? FROM \W?django_apscheduler_djangojob\b", re.IGNORECASE)
+# A filtered list counts a LIMITed subquery of the table.
+COUNT = re.compile(r"COUNT\(\*\)( AS \S+)? FROM (\(SELECT .*? FROM )?\W?django_apscheduler_djangojob\b", re.IGNORECASE)
 
 
 def store_jobs(count, paused=0):
@@ -99,3 +101,53 @@ def test_table_rows_estimates_only_above_the_threshold():
     assert postgres.table_rows("default", table, JobPaginator.ESTIMATE_ABOVE) == 3  # exact below
     # At or above the threshold, the statistics' figure (-1 if ANALYZE saw none yet).
     assert postgres.table_rows("default", table, -1) == int(reltuples)
+
+
+@pytest.fixture
+def count_up_to_3(monkeypatch):
+    """A cap of 3 and pages of 2: as a cap of 10,000 with pages of 100."""
+    monkeypatch.setattr(JobPaginator, "COUNT_UP_TO", 3)
+    monkeypatch.setattr(site._registry[DjangoJob], "list_per_page", 2)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{"state": "active"}, {"q": "job/"}, {"last_status": "never"}])
+def test_a_filter_matching_more_than_the_cap_is_counted_to_the_cap_and_says_more_than(admin_client, count_up_to_3, params):
+    store_jobs(5)
+    response, queries = load(admin_client, params)
+
+    cl = response.context["cl"]
+    assert cl.paginator.capped and cl.result_count == 3
+    assert [job.pk for job in cl.result_list] == ["job/000_x", "job/001_x"]
+    assert cl.paginator.num_pages == 2  # pages through the first 3
+    page = response.content.decode()
+    assert "more than 3 jobs" in page
+    assert "Select all matching jobs (more than 3)" in page
+    assert "All matching jobs selected (more than 3)" in page
+    assert not re.search(r"\b3 (results|jobs)\b", page.replace("more than 3 jobs", ""))  # never shown as exact
+    assert len(queries) <= 6
+    [count] = [sql for sql in queries if COUNT.search(sql)]
+    assert "LIMIT 4" in count.upper()  # one past the cap, never the whole match
+
+
+@pytest.mark.django_db
+def test_a_filter_matching_up_to_the_cap_is_counted_exactly_and_says_so(admin_client, count_up_to_3):
+    store_jobs(5, paused=2)
+    response, _ = load(admin_client, {"state": "active"})
+
+    cl = response.context["cl"]
+    assert not cl.paginator.capped and cl.result_count == 3
+    page = response.content.decode()
+    assert "more than" not in page and "matching jobs" not in page
+    assert "3 results" in page or "3 jobs" in page
+
+
+@pytest.mark.django_db
+def test_selecting_all_of_a_capped_list_acts_on_every_matching_job(admin_client, count_up_to_3):
+    store_jobs(5, paused=1)
+    response = admin_client.post(
+        JOBS_URL + "?state=active",
+        {"action": "pause_selected_jobs", "select_across": "1", "index": "0", "_selected_action": ["job/001_x"]},
+    )
+    assert response.status_code == 302
+    assert not DjangoJob.objects.filter(next_run_time__isnull=False).exists()  # all 4 active ones, past the cap of 3
