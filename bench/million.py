@@ -44,6 +44,7 @@ PROC = BENCH / "scheduler_proc.py"
 RESULTS = BENCH / "results" / "million.json"
 TABLE = "django_apscheduler_djangojob"
 SMALL = 100
+POLL_INTERVAL = 2.0  # APSCHEDULER_POLL_INTERVAL's default, which the scheduler processes keep
 
 
 def log(message: str) -> None:
@@ -305,8 +306,11 @@ def db_table(db: str, r: dict) -> str:
         large["maxrss_mb"] <= small["maxrss_mb"] * 1.1)
     row("claim: statements (change → fire + 0.5 s)", small["claim_statements"], large["claim_statements"], "{:d}",
         large["claim_statements"] <= small["claim_statements"])
-    row("claim: change → fire (ms)", small["claim_s"] * 1000, large["claim_s"] * 1000, "{:.0f}",
-        large["claim_s"] <= max(2 * small["claim_s"], small["claim_s"] + 0.02))
+    if db == "postgres":  # notified of the change: the fire follows it at once
+        claim_ok = large["claim_s"] <= max(2 * small["claim_s"], small["claim_s"] + 0.02)
+    else:  # seen at the next poll, wherever it falls: within the poll interval, at either size
+        claim_ok = large["claim_s"] <= POLL_INTERVAL + 0.5
+    row("claim: change → fire (ms)", small["claim_s"] * 1000, large["claim_s"] * 1000, "{:.0f}", claim_ok)
     row("idle statements per minute", small["idle_statements_per_min"], large["idle_statements_per_min"], "{:.1f}",
         large["idle_statements_per_min"] <= small["idle_statements_per_min"] + 1)
     for page in PAGES:

@@ -338,7 +338,8 @@ class Fires:
                 # stays due, for the next claim.
                 trigger = claim.job.trigger
                 assert isinstance(trigger, _ClaimedFiresTrigger)
-                trigger.next_run_time = now + timedelta(microseconds=1)
+                # In UTC: a local time plus a delta loses its ``fold`` (the hour repeated in autumn).
+                trigger.next_run_time = now.astimezone(timezone.utc) + timedelta(microseconds=1)
                 self._echoes.next_run_times[claim.job.id] = trigger.next_run_time
             else:
                 self._expect_echo(claim)

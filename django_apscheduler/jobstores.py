@@ -17,7 +17,7 @@ import pickle
 import threading
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.job import Job
@@ -34,7 +34,7 @@ from .compat import DjangoResultStoreMixin
 from .database import connection_hygiene, ensure_schema_ready, run_with_retry
 from .fingerprint import same_schedule
 from .fires import Fires, flag_broken
-from .membership import Membership, earliest_due
+from .membership import HELD_FIRE_CHECK, Membership, earliest_due
 from .models import DjangoJob
 from .timezones import to_db, utc_now
 
@@ -56,11 +56,6 @@ _ERROR_RETRY = timedelta(seconds=10)
 # After a round that only handed over fires claimed ahead, the database is looked at
 # this much later, once their threads have started (see _answer_from_last_look).
 _LOOK_AFTER_RELEASE = timedelta(milliseconds=10)
-# A fire claimed ahead and still held this long after its instant was not handed
-# over: the wake timer then checks whether the scheduler is stopping, and if so gives
-# the fire back (Membership.on_wake_timer). A running scheduler's release round
-# plans its own look well before this, so the check costs it nothing.
-_HELD_FIRE_CHECK = timedelta(milliseconds=50)
 
 
 def _check_job_id(job_id: Any) -> None:
@@ -210,7 +205,7 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
         """The earliest stored fire, or fire claimed ahead and held; the claim ahead of the next is timed here."""
         if self._only_released and self._membership is not None:
             look_again = utc_now() + _LOOK_AFTER_RELEASE
-            if self._membership.wake_at(look_again):
+            if self._membership.wake_at(look_again, _held_check_time(self._fires.next_held())):
                 return self._answer_from_last_look(look_again)
             # No wake-up can be planned (the scheduler is leaving): look now.
         stored = self._last_stored = self._next_stored_run_time()
@@ -224,7 +219,7 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # a scheduler stopping (waiting for its running jobs) will not, and gives
             # it back then rather than after its jobs end, when a peer may have moved
             # the job on.
-            self._membership.wake_at(_earliest(early, None if held is None else held + _HELD_FIRE_CHECK))
+            self._membership.wake_at(early, _held_check_time(held))
         self._planned_wakeup = _earliest(next_run_time, early)
         return next_run_time
 
@@ -254,7 +249,7 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
             # The last claim saw it and left it for its instant (a date job, a job over
             # max_instances, one a peer is claiming): waking early again would spin.
             return None
-        return stored - timedelta(seconds=ahead)
+        return stored.astimezone(timezone.utc) - timedelta(seconds=ahead)  # in UTC: see _held_check_time
 
     def _next_stored_run_time(self) -> datetime | None:
         try:
@@ -429,6 +424,13 @@ class DjangoJobStore(_JoinsItsScheduler, DjangoResultStoreMixin, BaseJobStore):
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__}(pickle_protocol={self.pickle_protocol})>"
+
+
+def _held_check_time(held: datetime | None) -> datetime | None:
+    """When the wake timer checks that the earliest fire claimed ahead, due at ``held``, was handed over."""
+    # In UTC: a local time plus a delta loses its ``fold``, and in the hour repeated in
+    # autumn would land an hour early (a check due at once, again and again).
+    return None if held is None else held.astimezone(timezone.utc) + HELD_FIRE_CHECK
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:

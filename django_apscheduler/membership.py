@@ -45,7 +45,7 @@ from . import __version__, conf, fires, liveness, postgres
 from .asyncio_support import off_the_loop
 from .database import connection_hygiene, run_with_retry, writes_read_subqueries_without_locks
 from .models import DjangoJob, DjangoJobExecution, SchedulerInstance
-from .timezones import db_now, from_db, to_db
+from .timezones import db_now, from_db, to_db, utc_now
 
 logger = logging.getLogger("django_apscheduler.membership")
 
@@ -80,6 +80,10 @@ def mark_stopped(instance_id: int) -> None:
 # history, without the link to the scheduler), so the table does not grow for ever.
 DEAD_SCHEDULER_RETENTION = timedelta(days=7)
 _PRUNE_EVERY = 3600.0  # seconds
+# How long after its instant a fire claimed ahead is checked for having been handed
+# over (Membership.check_held_fires). A running scheduler's round at the instant
+# plans its next look well before this, replacing the check, so it costs it nothing.
+HELD_FIRE_CHECK = timedelta(milliseconds=50)
 
 
 def prune_dead_schedulers() -> int:
@@ -274,7 +278,7 @@ class Membership:
                 self._listener.start()
             self._heartbeat = Heartbeat(self)
             self._heartbeat.start()
-            self._wake_timer = WakeTimer(self.on_wake_timer)
+            self._wake_timer = WakeTimer(self.scheduler.wakeup, check_held=self.check_held_fires)
             self._wake_timer.start()
 
     def leave(self) -> None:
@@ -393,34 +397,43 @@ class Membership:
     def notifications_live(self) -> bool:
         return self._listener is not None and self._listener.live
 
-    def wake_at(self, moment: datetime | None) -> bool:
+    def wake_at(self, moment: datetime | None, check_held_at: datetime | None = None) -> bool:
         """Wake the scheduler at ``moment`` (None: no such wake-up), besides when its stores' run times say.
 
-        False when no wake-up can be planned (the scheduler is not in the cluster, or is leaving it).
+        ``check_held_at``: when to check that the fires claimed ahead were handed over
+        (``check_held_fires``); None: no check. False when no wake-up can be planned
+        (the scheduler is not in the cluster, or is leaving it).
         """
         timer = self._wake_timer
         if timer is None or not timer.is_alive():
             return False
-        timer.wake_at(moment)
+        timer.wake_at(moment, check_held_at)
         return True
 
-    def on_wake_timer(self) -> None:
-        """At a planned moment: wake the scheduler, or, if it is stopping, give back its fires claimed ahead.
+    def check_held_fires(self) -> datetime | None:
+        """Just after a held fire's instant: if the scheduler is stopping, give its fires claimed ahead back.
 
         APScheduler marks a scheduler stopped, then waits for its running jobs, and
         only then stops the job stores. Meanwhile its loop hands over nothing: a fire
         held for its instant would go back only at the end, by which time a peer may
         have claimed the job's following fire (the give-back then fails, and the held
-        fire ends Lost!). The store plans this timer just after each held fire's
-        instant, so a stopping scheduler lets go of it then.
+        fire ends Lost!). The store plans this check ``HELD_FIRE_CHECK`` after the
+        earliest held fire's instant, so a stopping scheduler lets go of it then.
+
+        Returns when to check again: a running scheduler still holding a fire past
+        its instant has a late loop (a busy machine), and may yet stop before it
+        hands the fire over.
         """
-        if self.scheduler.state != STATE_STOPPED:
-            self.scheduler.wakeup()
-            return
-        try:
-            self.fires.give_back_all_early(when="stopped")
-        finally:
-            connections.close_all()  # this thread's own: it has no other database work
+        if self.scheduler.state == STATE_STOPPED:
+            try:
+                self.fires.give_back_all_early(when="stopped")
+            finally:
+                connections.close_all()  # this thread's own: it has no other database work
+            return None
+        held = self.fires.next_held()
+        if held is None or held.timestamp() > time.time():
+            return None
+        return utc_now() + HELD_FIRE_CHECK
 
     def wake_if_sooner(self, due: datetime | None) -> None:
         """A job became due at ``due`` (elsewhere): wake the scheduler if that is before its plan."""
@@ -431,25 +444,35 @@ class Membership:
 
 
 class WakeTimer(threading.Thread):
-    """Wakes the scheduler at one planned moment: the claim ahead of its next fire.
+    """Wakes the scheduler at one planned moment, and checks its held fires just after their instant.
 
     APScheduler sleeps until the earliest run time its job stores report. Claiming
     a fire before its instant (``APSCHEDULER_CLAIM_AHEAD``) needs the scheduler
     awake sooner; reporting an earlier run time than any job has would break the
     job-store contract, so a wake-up does it. One moment at a time: each report of
     run times sets it anew.
+
+    The check of the held fires (``check_held``) is a moment of its own, never
+    cleared by a wake-up: whatever the loop does or no longer does (a scheduler
+    stopping), it comes. It returns when to check again, if ever.
     """
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, wake: Callable[[], None], check_held: Callable[[], datetime | None] = lambda: None
+    ) -> None:
         super().__init__(name="django-apscheduler-wake-timer", daemon=True)
         self._wake = wake
+        self._check_held = check_held
         self._changed = threading.Condition()
+        # Wall-clock timestamps, as the scheduler's run times are.
         self._at: float | None = None
+        self._check_at: float | None = None
         self._stopped = False
 
-    def wake_at(self, moment: datetime | None) -> None:
+    def wake_at(self, moment: datetime | None, check_held_at: datetime | None = None) -> None:
         with self._changed:
-            self._at = None if moment is None else moment.timestamp()
+            self._at = _timestamp(moment)
+            self._check_at = _timestamp(check_held_at)
             self._changed.notify()
 
     def stop(self) -> None:
@@ -460,20 +483,57 @@ class WakeTimer(threading.Thread):
     def run(self) -> None:
         while True:
             with self._changed:
-                # Wall-clock time, as the scheduler's run times are.
-                while not self._stopped and (self._at is None or self._at > time.time()):
-                    self._changed.wait(None if self._at is None else self._at - time.time())
+                while not self._stopped and not self._reached(time.time()):
+                    moments = [m for m in (self._at, self._check_at) if m is not None]
+                    self._changed.wait(min(moments) - time.time() if moments else None)
                 if self._stopped:
                     return
-                self._at = None
-            try:
-                self._wake()
-            except RuntimeError:  # an AsyncIOScheduler whose event loop has closed: nothing left to wake
+                now = time.time()
+                wake, check = self._reached_wake(now), self._reached_check(now)
+                if wake:
+                    self._at = None
+                if check:
+                    self._check_at = None
+            if check:
+                self._run_check()
+            if wake and not self._run_wake():
                 return
-            except Exception:
-                # The store counts on this thread to look at the database again after a
-                # round that did not (see DjangoJobStore.get_next_run_time): it must live on.
-                logger.exception("Could not wake the scheduler; the next planned wake-up will try again")
+
+    def _reached_wake(self, now: float) -> bool:
+        return self._at is not None and self._at <= now
+
+    def _reached_check(self, now: float) -> bool:
+        return self._check_at is not None and self._check_at <= now
+
+    def _reached(self, now: float) -> bool:
+        return self._reached_wake(now) or self._reached_check(now)
+
+    def _run_check(self) -> None:
+        try:
+            again = _timestamp(self._check_held())
+        except Exception:
+            logger.exception("Could not check the fires claimed ahead; they are given back when the scheduler stops")
+            return
+        if again is not None:
+            with self._changed:
+                # A plan made meanwhile by the scheduler's loop stands, if sooner.
+                self._check_at = again if self._check_at is None else min(self._check_at, again)
+
+    def _run_wake(self) -> bool:
+        """Wake the scheduler; False once there is nothing left to wake."""
+        try:
+            self._wake()
+        except RuntimeError:  # an AsyncIOScheduler whose event loop has closed: nothing left to wake
+            return False
+        except Exception:
+            # The store counts on this thread to look at the database again after a
+            # round that did not (see DjangoJobStore.get_next_run_time): it must live on.
+            logger.exception("Could not wake the scheduler; the next planned wake-up will try again")
+        return True
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
 
 
 class Heartbeat(threading.Thread):

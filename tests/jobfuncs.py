@@ -12,8 +12,13 @@ def sleep_for(seconds):
     time.sleep(seconds)
 
 
-def wait_for_file(path, timeout=60.0):
-    """Run until ``path`` exists (or ``timeout``): a job that is still running when a test wants."""
+def wait_for_file(path, timeout=60.0, started=None):
+    """Run until ``path`` exists (or ``timeout``): a job that is still running when a test wants.
+
+    ``started``: a file created as the function begins, for the test to know it runs.
+    """
+    if started:
+        open(started, "a").close()
     deadline = time.monotonic() + timeout
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.02)

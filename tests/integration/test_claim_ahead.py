@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from django_apscheduler import jobstate
 from django_apscheduler.claims import claim_due_jobs
 from django_apscheduler.jobstores import DjangoJobStore
-from django_apscheduler.membership import register_scheduler
+from django_apscheduler.membership import HELD_FIRE_CHECK, register_scheduler
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from tests import jobfuncs
 from tests.helpers import build_job, wait_until
@@ -119,9 +119,10 @@ def test_a_stop_waiting_for_a_running_job_lets_go_of_the_held_fire_and_a_peer_ru
     The held fire must not wait that long: a peer claiming the job's following fire
     meanwhile would leave it Lost! (its give-back could no longer be made).
     """
-    release = tmp_path / "release"
-    scheduler.add_job(jobfuncs.wait_for_file, args=[str(release)], id="slow")
-    wait_until(lambda: DjangoJobExecution.objects.filter(job_id="slow").exists(), message="the slow job running")
+    release, running = tmp_path / "release", tmp_path / "running"
+    scheduler.add_job(jobfuncs.wait_for_file, args=[str(release)], kwargs={"started": str(running)}, id="slow",
+                      misfire_grace_time=None)
+    wait_until(running.exists, message="the slow job running")
     calls = tmp_path / "calls"
     due = add_hourly(scheduler, calls)
     wait_until_held(due)
@@ -130,6 +131,7 @@ def test_a_stop_waiting_for_a_running_job_lets_go_of_the_held_fire_and_a_peer_ru
     stopping.start()
     peer = BackgroundScheduler(timezone="UTC")
     try:
+        still_before(due)
         wait_until(
             lambda: not DjangoJobExecution.objects.filter(job_id="hourly").exists(),
             timeout=LEAD.total_seconds() + 5,
@@ -436,8 +438,12 @@ def test_a_round_that_only_hands_over_held_fires_reports_without_a_query_and_loo
 
     scheduler, store = idle_store
     planned = []
-    monkeypatch.setattr(store._membership, "wake_at", lambda moment: planned.append(moment) or True)
+    checks = []
+    monkeypatch.setattr(
+        store._membership, "wake_at", lambda moment, check_held_at: planned.append(moment) or checks.append(check_held_at) or True
+    )
     due = release_round(scheduler, store)
+    assert checks[-1] == due + HELD_FIRE_CHECK  # while held: checked just after its instant
 
     with CaptureQueriesContext(connection) as queries:
         before = datetime.now(UTC)
@@ -446,6 +452,7 @@ def test_a_round_that_only_hands_over_held_fires_reports_without_a_query_and_loo
     assert reported == due + timedelta(seconds=0.5)  # the stored fire the claim advanced to
     assert before + timedelta(milliseconds=10) <= planned[-1] <= datetime.now(UTC) + timedelta(milliseconds=10)
     assert store._planned_wakeup == planned[-1]
+    assert checks[-1] is None  # handed over: the check is called off, no wake-up comes for it
 
     # The round it wakes for claims and looks at the database again.
     assert store.get_due_jobs(due + timedelta(milliseconds=10)) == []
@@ -468,6 +475,64 @@ def test_without_a_wake_up_to_plan_the_round_that_hands_over_held_fires_looks_at
     with CaptureQueriesContext(connection) as queries:
         assert store.get_next_run_time() == due + timedelta(seconds=0.5)
     assert len(queries) == 1
+
+
+def test_the_check_of_held_fires_comes_at_its_own_moment_without_waking_the_scheduler():
+    from django_apscheduler.membership import WakeTimer
+
+    woken, checked = [], []
+    timer = WakeTimer(lambda: woken.append(datetime.now(UTC)), check_held=lambda: checked.append(datetime.now(UTC)))
+    timer.start()
+    try:
+        start = datetime.now(UTC)
+        # A wake-up first, then the check: the wake-up does not call the check off.
+        timer.wake_at(start, check_held_at=start + timedelta(milliseconds=300))
+        wait_until(lambda: checked, timeout=5)
+    finally:
+        timer.stop()
+        timer.join(timeout=5)
+    assert len(woken) == 1 and len(checked) == 1
+    assert checked[0] >= start + timedelta(milliseconds=300) > woken[0]
+
+
+def test_a_check_of_held_fires_can_ask_to_come_again_and_survives_an_error(caplog):
+    from django_apscheduler.membership import WakeTimer
+
+    checked = []
+
+    def check():
+        checked.append(datetime.now(UTC))
+        if len(checked) == 1:
+            return datetime.now(UTC) + timedelta(milliseconds=50)  # a fire still held: again soon
+        if len(checked) == 2:
+            raise ValueError("database gone")
+        return None
+
+    timer = WakeTimer(lambda: None, check_held=check)
+    timer.start()
+    try:
+        timer.wake_at(None, check_held_at=datetime.now(UTC))
+        wait_until(lambda: len(checked) == 2, timeout=5)
+        timer.wake_at(None, check_held_at=datetime.now(UTC))
+        wait_until(lambda: len(checked) == 3, timeout=5)
+        assert timer.is_alive()
+    finally:
+        timer.stop()
+        timer.join(timeout=5)
+    assert checked[1] - checked[0] >= timedelta(milliseconds=50)
+    assert "Could not check the fires claimed ahead" in caplog.text
+
+
+def test_the_check_of_a_fire_held_in_the_repeated_autumn_hour_comes_after_its_instant():
+    """A local time plus a delta loses its fold: the check must not land an hour early (and spin)."""
+    from zoneinfo import ZoneInfo
+
+    from django_apscheduler.jobstores import _held_check_time
+
+    second_half_thirty = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York"))  # 01:30 EST
+    check = _held_check_time(second_half_thirty)
+    assert check.timestamp() - second_half_thirty.timestamp() == pytest.approx(HELD_FIRE_CHECK.total_seconds())
+    assert _held_check_time(None) is None
 
 
 def test_the_wake_timer_outlives_a_failing_wake_up(caplog):
