@@ -298,12 +298,15 @@ class Membership:
             self._wake_timer.stop()
             self._wake_timer.join(timeout=5)
             self._wake_timer = None
+        # The executors have stopped (APScheduler shuts them down first): every result is
+        # queued. Settled before the listener stops, which can take a second: meanwhile a
+        # peer could claim the following fire of a job whose fire this one holds, and the
+        # held fire could then not be given back (it would end Lost!).
+        self.fires.stop()
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=5)
             self._listener = None
-        # The executors have stopped (APScheduler shuts them down first): every result is queued.
-        self.fires.stop()
         if self.instance_id is not None:
             instance_id = self.instance_id
             try:

@@ -131,6 +131,7 @@ def test_watch_jobs_and_run_one_now(live_server, scheduler_factory, browser_page
     page.screenshot(path=str(SCREENSHOTS / "executions.png"), full_page=True)
 
     page.click("#result_list tr:has-text('xss') a")
+    page.wait_for_load_state("load")  # the whole page, not the part parsed so far (a loaded machine)
     detail = page.inner_text("#content")
     assert "Traceback" in detail or "fail_with" in detail
     assert SCRIPT in detail

@@ -155,6 +155,41 @@ def test_a_stop_waiting_for_a_running_job_lets_go_of_the_held_fire_and_a_peer_ru
     ]
 
 
+def test_a_stop_gives_back_the_held_fire_before_waiting_for_the_listening_connection(scheduler, monkeypatch):
+    """On PostgreSQL the LISTEN thread takes up to a second to stop: the held fire must not wait for it.
+
+    A peer claiming the job's following fire meanwhile would leave the held fire Lost!
+    (seen in a cluster test: a Lost! fire, then the peer's next one refused as Max instances!).
+    """
+    from django_apscheduler import postgres
+
+    if not postgres.listening_available():
+        pytest.skip("the LISTEN connection exists on PostgreSQL only")
+    listener_stopping, release = threading.Event(), threading.Event()
+    original_join = postgres.Listener.join
+
+    def slow_join(self, timeout=None):
+        listener_stopping.set()
+        release.wait(20)
+        original_join(self, timeout)
+
+    monkeypatch.setattr(postgres.Listener, "join", slow_join)
+    due = add_hourly(scheduler, "/dev/null")
+    wait_until_held(due)
+
+    stopping = threading.Thread(target=scheduler.shutdown, name="test-stop")
+    stopping.start()
+    try:
+        assert listener_stopping.wait(10), "the stop never reached the listening connection"
+        still_before(due)
+        assert not DjangoJobExecution.objects.filter(job_id="hourly").exists()  # given back already
+        assert DjangoJob.objects.get(id="hourly").next_run_time == due
+    finally:
+        release.set()
+        stopping.join(timeout=20)
+    assert not stopping.is_alive()
+
+
 def test_a_pause_gives_back_the_held_fire_and_the_resumed_scheduler_runs_it_once(scheduler, tmp_path):
     calls = tmp_path / "calls"
     due = add_hourly(scheduler, calls)

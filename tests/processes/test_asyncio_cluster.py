@@ -41,7 +41,11 @@ def assert_each_fire_ran_once(cluster, *pids):
     calls = cluster.calls()
     per_job = Counter(rows.values_list("job_id", flat=True))
     assert sum(calls.values()) >= JOBS * 5, calls  # enough fires to mean something
-    assert calls == per_job, {job: (calls[job], per_job[job]) for job in calls if calls[job] != per_job[job]}
+    differing = [job for job in calls if calls[job] != per_job[job]]
+    assert calls == per_job, {
+        job: (calls[job], per_job[job], Counter(rows.filter(job_id=job).values_list("status", flat=True)))
+        for job in differing
+    }
     assert set(rows.values_list("status", flat=True)) == {DjangoJobExecution.SUCCESS}
     ran_in = Counter(line.split()[1] for line in cluster.calls_log.read_text().splitlines())
     for pid in pids:
