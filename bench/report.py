@@ -25,7 +25,7 @@ LONG_NAMES = {
     "memory": "APScheduler's MemoryJobStore (the floor)",
 }
 DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mariadb": "MariaDB"}
-COLORS = {"ours": "#2b7bba", "orig": "#d95f02", "sqlalchemy": "#7f7f7f"}
+COLORS = {"ours": "#2b7bba", "orig": "#d95f02", "sqlalchemy": "#7f7f7f", "memory": "#1b9e77"}
 POLL_INTERVAL = 2.0  # APSCHEDULER_POLL_INTERVAL's default, which the benchmark keeps
 
 
@@ -118,7 +118,7 @@ def plot_burst(results: dict, plots: Path) -> str | None:
         return None
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    envs = [env for env in ("ours", "orig", "sqlalchemy") if any(runs(results, "burst", db, env) for db in dbs)]
+    envs = [env for env in ("memory", "ours", "orig", "sqlalchemy") if any(runs(results, "burst", db, env) for db in dbs)]
     width = min(0.35, 0.8 / max(len(envs), 1))
     for i, env in enumerate(envs):
         xs, fps, sql = [], [], []
@@ -155,7 +155,7 @@ def plot_lag(results: dict, plots: Path) -> str | None:
     plt = _plt()
     fig, axes = plt.subplots(1, len(dbs), figsize=(5.5 * len(dbs), 4), squeeze=False)
     for ax, db in zip(axes[0], dbs, strict=True):
-        for env in ("ours", "orig"):
+        for env in ("memory", "ours", "sqlalchemy", "orig"):
             lags = sorted(x for r in runs(results, "lag", db, env) for x in r.get("lags_ms", []))
             if not lags:
                 continue
@@ -209,6 +209,35 @@ def plot_bars(results: dict, plots: Path, scenario: str, path_of: dict, title: s
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     path = plots / filename
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def plot_floor(results: dict, plots: Path) -> str | None:
+    """Each floor target as the measured ratio beside its bound: green where met, red where missed."""
+    dbs = [db for db in ("sqlite", "postgres", "mariadb") if floor_targets(results, db)]
+    if not dbs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(dbs), figsize=(5.8 * len(dbs), 3.6), squeeze=False)
+    for ax, db in zip(axes[0], dbs, strict=True):
+        targets = floor_targets(results, db)
+        ys = range(len(targets))
+        ax.barh(ys, [t["ratio"] for t in targets], 0.6,
+                color=["#1b9e77" if t["met"] else "#d95f02" for t in targets])
+        for y, t in zip(ys, targets, strict=True):
+            ax.plot([t["bound"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
+            ax.text(t["ratio"], y - 0.32, f" {t['ratio']:.2f}", va="bottom", fontsize=8)
+        ax.set_yticks(list(ys), [f"{t['label']} ({t['wording']})" for t in targets], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max([2.3] + [t["ratio"] * 1.15 for t in targets]))
+        ax.set_title(DB_NAMES[db], fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("The issue's targets: ratio to the floor (APScheduler's MemoryJobStore in-process), or to the "
+                 "absolute rate\ngreen: met, red: missed, black bar: the target", fontsize=10)
+    fig.tight_layout()
+    path = plots / "floor.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
@@ -627,6 +656,7 @@ def draw_plots(results: dict, plots: Path) -> dict[str, str | None]:
     plots.mkdir(parents=True, exist_ok=True)
     s = results["settings"]
     return {
+        "floor": plot_floor(results, plots),
         "burst": plot_burst(results, plots),
         "lag": plot_lag(results, plots),
         "idle": plot_bars(results, plots, "idle", {"SQL statements per minute": "sql_per_min.statements",
@@ -727,17 +757,45 @@ def _load(average) -> str:
     return "n/a" if not average else "/".join(f"{x:.1f}" for x in average)
 
 
+# Hand-written parts of the page, each between ``<!-- name:start -->`` and ``<!-- name:end -->``,
+# kept as they are when the page is rendered again: the floor's explanations (profiles and
+# reasons, written from the run they explain), the hand-off's runs when this run did not
+# measure it, and the one-million-jobs section (bench/million.py, its own run).
+KEPT = ("floor-notes", "handoff", "million")
+
+
+def kept_blocks(text: str) -> dict[str, str]:
+    """Each of ``KEPT`` found in ``text``, markers included."""
+    blocks = {}
+    for name in KEPT:
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start in text and end in text[text.index(start):]:
+            blocks[name] = text[text.index(start) : text.index(end, text.index(start)) + len(end)]
+    return blocks
+
+
+def _marked(name: str, body: str) -> str:
+    return f"<!-- {name}:start -->\n{body.rstrip()}\n<!-- {name}:end -->\n"
+
+
+def _handoff_block(results: dict, kept: dict[str, str]) -> str:
+    """This run's hand-off section if it measured the hand-off, else the page's earlier one."""
+    section = handoff_section(results)
+    if section:
+        return _marked("handoff", section)
+    return kept["handoff"] + "\n" if "handoff" in kept else ""
+
+
 def splice_handoff(results: dict, doc: Path = DOC) -> None:
     """Put this run's hand-off section into the page, leaving the rest of it as the last full run wrote it."""
-    section = handoff_section(results)
+    block = _marked("handoff", handoff_section(results))
     text = doc.read_text() if doc.exists() else ""
-    start = text.find("## Hand-off to a worker fleet")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
+    old = kept_blocks(text).get("handoff")
+    if old is not None:
+        text = text.replace(old + "\n", block, 1) if old + "\n" in text else text.replace(old, block, 1)
     else:
         at = text.find("## How it is measured")
-        text = text[:at] + section + "\n" + text[at:] if at >= 0 else text + "\n" + section
+        text = text[:at] + block + "\n" + text[at:] if at >= 0 else text + "\n" + block
     doc.write_text(text)
 
 
@@ -747,13 +805,11 @@ def render(results: dict, doc: Path = DOC, plots: bool = True) -> None:
     ``plots=False`` writes the page without plots (and without matplotlib).
     """
     folder = doc.with_suffix("")
-    images = draw_plots(results, folder) if plots else {}
-    links = "\n\n".join(f"![{name}]({folder.name}/{file})" for name, file in images.items() if file)
-    # The one-million-jobs section comes from bench/million.py (its own run): keep it.
-    old = doc.read_text() if doc.exists() else ""
-    start, end = "<!-- million:start -->", "<!-- million:end -->"
-    kept = old[old.index(start) : old.index(end) + len(end)] + "\n" if start in old and end in old else ""
-    doc.write_text(markdown(results, links) + ("\n" + kept if kept else ""))
+    drawn = draw_plots(results, folder) if plots else {}
+    links = {name: f"![{name}]({folder.name}/{file})" for name, file in drawn.items() if file}
+    kept = kept_blocks(doc.read_text() if doc.exists() else "")
+    million = kept.get("million")
+    doc.write_text(markdown(results, links, kept) + ("\n" + million + "\n" if million else ""))
 
 
 def scope_note(results: dict) -> str:
@@ -801,10 +857,43 @@ FLOOR_ROWS = (
     ("lag", "p99_ms", "lag p99, ms", False, ("floor", 1.2), "≤ 1.2 × floor"),
     ("lag", "min_ms", "lag min, ms", False, None, ""),
 )
+FLOOR_ENVS = ("memory", "ours", "sqlalchemy", "orig")
 
 
 def _to_floor(value: float | None, floor: float | None) -> str:
     return "n/a" if value is None or not floor else f"{value / floor:.2f}×"
+
+
+def _floor_values(results: dict, db: str, scenario: str, path: str) -> dict[str, float | None]:
+    return {env: med(runs(results, scenario, db, env), path, True) for env in FLOOR_ENVS}
+
+
+def _judge(values: dict[str, float | None], higher: bool, target: tuple[str, float]) -> dict | None:
+    """This package's value against one target: the ratio compared (to the floor, or to the absolute
+    bound, where 1 is the bound), that bound, and whether it is met; None where it cannot be judged."""
+    ours, floor = values["ours"], values["memory"]
+    kind, bound = target
+    if ours is None:
+        return None
+    if kind == "abs":
+        return {"ratio": ours / bound, "bound": 1.0, "met": ours >= bound, "absolute": True}
+    if not floor:
+        return None
+    ratio = ours / floor
+    return {"ratio": ratio, "bound": bound, "met": ratio >= bound if higher else ratio <= bound, "absolute": False}
+
+
+def floor_targets(results: dict, db: str) -> list[dict]:
+    """The issue's floor targets that this run can judge on ``db``, each with its label and wording."""
+    judged = []
+    for scenario, path, label, higher, target, wording in FLOOR_ROWS:
+        if target is None:
+            continue
+        verdict = _judge(_floor_values(results, db, scenario, path), higher, target)
+        if verdict is not None:
+            short = label.split(",")[0] + (" ÷ target" if verdict["absolute"] else " ÷ floor")
+            judged.append({"label": short, "wording": wording, **verdict})
+    return judged
 
 
 def floor_section(results: dict) -> str:
@@ -812,25 +901,20 @@ def floor_section(results: dict) -> str:
     out = []
     for db in ("sqlite", "postgres", "mariadb"):
         rows = []
-        for scenario, path, label, _higher, target, wording in FLOOR_ROWS:
-            values = {env: med(runs(results, scenario, db, env), path, True)
-                      for env in ("memory", "ours", "sqlalchemy", "orig")}
+        for scenario, path, label, higher, target, wording in FLOOR_ROWS:
+            values = _floor_values(results, db, scenario, path)
             if all(v is None for v in values.values()):
                 continue
             floor = values["memory"]
-
-            verdict = "n/a"
-            ours = values["ours"]
-            if target and ours is not None:
-                kind, bound = target
-                if kind == "abs":
-                    verdict = "met" if ours >= bound else f"missed ({ours / bound:.2f} of it)"
-                elif floor:
-                    r = ours / floor
-                    met = r >= bound if _higher else r <= bound
-                    verdict = "met" if met else f"missed ({r:.2f}×)"
+            judged = _judge(values, higher, target) if target else None
+            if judged is None:
+                verdict = "n/a"
+            elif judged["met"]:
+                verdict = "met"
+            else:
+                verdict = f"missed ({judged['ratio']:.2f} of it)" if judged["absolute"] else f"missed ({judged['ratio']:.2f}×)"
             row = [label, fmt(floor, 1)]
-            for env in ("ours", "sqlalchemy", "orig"):
+            for env in FLOOR_ENVS[1:]:
                 row += [fmt(values[env], 1), _to_floor(values[env], floor)]
             rows.append(row + [f"{wording}: {verdict}" if wording else ""])
         if rows:
@@ -842,8 +926,11 @@ def floor_section(results: dict) -> str:
     return "\n\n".join(out)
 
 
-def markdown(results: dict, images: str = "") -> str:
-    """The whole page, given the plots' image links."""
+def markdown(results: dict, images: dict[str, str] | None = None, kept: dict[str, str] | None = None) -> str:
+    """The whole page, given the plots' image links by name and the hand-written blocks to keep (``kept_blocks``)."""
+    images, kept = images or {}, kept or {}
+    floor_plot = images.get("floor", "")
+    scenario_plots = "\n\n".join(link for name, link in images.items() if name != "floor")
     s = results["settings"]
     sections, summary = [], []
     for builder in (burst_section, lag_section, idle_section, startup_section, live_section, multi_section):
@@ -895,29 +982,9 @@ the add rates' targets are absolute.
 
 {floor_section(results)}
 
-Where the remaining time goes (profiled with pyinstrument on micro-benchmarks of add_job
-and bulk.add_jobs; the lag and burst processes are not profiled in this version):
+{floor_plot}
 
-- **add_job through the store** is one INSERT committed on its own (autocommit: one round
-  trip, no BEGIN/COMMIT around it), so its rate is bounded by the database's commit, a WAL
-  flush on PostgreSQL and a journal sync on SQLite, which SQLAlchemyJobStore pays as well;
-  MemoryJobStore pays none. The CPU part (APScheduler's `Job`, pickling, the HMAC
-  signature, the plain columns) is about 0.2 ms per job. 2,000 jobs/s needs a commit
-  under about 0.3 ms: on this machine's disk it is not, hence the bulk path.
-- **bulk.add_jobs** spends per job about 0.07 ms building APScheduler's `Job`, 0.09 ms
-  storing it (pickle, signature, plain columns; cron descriptions are cached per crontab
-  line, date descriptions use `strftime`), and 0.1–0.15 ms in the ORM's multi-row
-  INSERT (Django prepares 12 values per row, psycopg merges the parameters client-side),
-  plus PostgreSQL's per-row NOTIFY trigger. 10,000 jobs/s would need all of that in
-  0.1 ms.
-- **Lag**: a running scheduler claims each fire up to `APSCHEDULER_CLAIM_AHEAD` (0.3 s)
-  before its instant and hands it to APScheduler at the instant, so no fire waits for the
-  claim's round trip (the minimum lag is the floor's). The rest of the distribution is
-  per fire, in the interpreter: APScheduler's submission, the timer around each job and
-  the outcome's listener, with the thread pool and the history writer sharing it.
-- **Burst**: every fire is claimed (a row-locking SELECT, an UPDATE, a multi-row INSERT
-  per batch of 200) and its outcome written (an upsert per writer batch); the floor does
-  no I/O at all.
+{kept.get('floor-notes', '')}
 
 ## Targets from the issue
 
@@ -930,9 +997,9 @@ target says otherwise); the SQLite and MariaDB rows are measured the same way.
 
 {(chr(10) * 2).join(sections)}
 
-{images}
+{scenario_plots}
 
-{handoff_section(results)}
+{_handoff_block(results, kept)}
 ## How it is measured
 
 - Two virtual environments (same import name `django_apscheduler`): `bench/.venvs/ours`

@@ -115,7 +115,8 @@ LOGGING = {
 
 # Scheduler processes started by the multi-scheduler tests take shorter timings
 # from their environment.
-for _name in ("APSCHEDULER_POLL_INTERVAL", "APSCHEDULER_HEARTBEAT_INTERVAL", "APSCHEDULER_HEARTBEAT_TIMEOUT"):
+for _name in ("APSCHEDULER_POLL_INTERVAL", "APSCHEDULER_HEARTBEAT_INTERVAL", "APSCHEDULER_HEARTBEAT_TIMEOUT",
+              "APSCHEDULER_CLAIM_AHEAD"):
     if _name in os.environ:
         globals()[_name] = float(os.environ[_name])
 

@@ -122,8 +122,15 @@ def test_meta_without_the_original(smoke):
 def test_report_renders_without_the_original_or_matplotlib(smoke, tmp_path):
     report = load("report")
     doc = tmp_path / "benchmarks.md"
+    doc.write_text(HAND_WRITTEN)
     report.render(smoke, doc=doc, plots=False)
     text = doc.read_text()
+    assert "Old generated text" not in text
+    for name in report.KEPT:  # the hand-written blocks outlive the render, in their places
+        assert text.count(f"<!-- {name}:start -->") == 1 and f"Hand-written {name}." in text, name
+    assert text.index("Hand-written floor-notes.") < text.index("## Targets from the issue")
+    assert text.index("## Scenarios") < text.index("Hand-written handoff.") < text.index("## How it is measured")
+    assert text.rstrip().endswith("<!-- million:end -->")
     assert f"### Burst: {BURST_JOBS:,} date jobs due at the same instant" in text
     assert "| original | not measured in this run |" in text
     summary = next(line for line in text.splitlines() if line.startswith("| burst fires/s"))
@@ -132,6 +139,45 @@ def test_report_renders_without_the_original_or_matplotlib(smoke, tmp_path):
     burst_row = next(line for line in floor.splitlines() if line.startswith("| burst fires/s"))
     assert "0.5 × floor" in burst_row and "×" in burst_row.split("|")[4], burst_row  # the ratio to the floor
     assert not (tmp_path / "benchmarks").exists()  # no plots drawn
+
+
+HAND_WRITTEN = """# Benchmarks
+
+Old generated text.
+
+<!-- floor-notes:start -->
+Hand-written floor-notes.
+<!-- floor-notes:end -->
+
+<!-- handoff:start -->
+## Hand-off to a worker fleet
+
+Hand-written handoff.
+<!-- handoff:end -->
+
+## How it is measured
+
+Old generated text.
+
+<!-- million:start -->
+Hand-written million.
+<!-- million:end -->
+"""
+
+
+def test_a_hand_off_run_replaces_only_the_hand_off_block(tmp_path):
+    report = load("report")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(HAND_WRITTEN)
+    results = {"scenarios": {"handoff": {}}, "settings": {"burst_jobs": 10, "lag_jobs": 2, "lag_duration": 1},
+               "meta": {"date": "today", "nproc": 2}, "command": "bench/run.sh --scenarios handoff"}
+    report.splice_handoff(results, doc=doc)
+    text = doc.read_text()
+    assert "Hand-written handoff." not in text
+    assert text.count("## Hand-off to a worker fleet") == 1 and "`bench/run.sh --scenarios handoff`" in text
+    assert text.count("<!-- handoff:start -->") == text.count("<!-- handoff:end -->") == 1
+    assert text.replace(report.kept_blocks(text)["handoff"], "") == HAND_WRITTEN.replace(
+        report.kept_blocks(HAND_WRITTEN)["handoff"], "")  # nothing else moved
 
 
 def test_profile_summary_reads_py_spy_raw_output():
