@@ -26,6 +26,7 @@ LONG_NAMES = {
 }
 DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mariadb": "MariaDB"}
 COLORS = {"ours": "#2b7bba", "orig": "#d95f02", "sqlalchemy": "#7f7f7f", "memory": "#1b9e77"}
+MET, MISSED = "#2ca02c", "#d62728"  # the floor plot's verdicts
 POLL_INTERVAL = 2.0  # APSCHEDULER_POLL_INTERVAL's default, which the benchmark keeps
 
 
@@ -120,6 +121,7 @@ def plot_burst(results: dict, plots: Path) -> str | None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     envs = [env for env in ("memory", "ours", "orig", "sqlalchemy") if any(runs(results, "burst", db, env) for db in dbs)]
     width = min(0.35, 0.8 / max(len(envs), 1))
+    top = 0.0
     for i, env in enumerate(envs):
         xs, fps, sql = [], [], []
         for j, db in enumerate(dbs):
@@ -132,6 +134,7 @@ def plot_burst(results: dict, plots: Path) -> str | None:
             if failures(items):
                 ax1.text(xs[-1], fps[-1], "crashed" if "crashed" in failures(items) else "incomplete",
                          ha="center", va="bottom", fontsize=8, rotation=90)
+        top = max([top] + fps)
         ax1.bar(xs, fps, width, label=LONG_NAMES[env], color=COLORS[env])
         ax2.bar(xs, sql, width, label=LONG_NAMES[env], color=COLORS[env])
     n = results["settings"]["burst_jobs"]
@@ -140,7 +143,8 @@ def plot_burst(results: dict, plots: Path) -> str | None:
         ax.set_xticks(range(len(dbs)), [DB_NAMES[db] for db in dbs])
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    ax1.legend(fontsize=8)
+    ax1.set_ylim(0, max(top, 1) * 1.45)  # room for the legend above the tallest bar
+    ax1.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path = plots / "burst.png"
     fig.savefig(path, dpi=110)
@@ -216,22 +220,22 @@ def plot_bars(results: dict, plots: Path, scenario: str, path_of: dict, title: s
 
 def plot_floor(results: dict, plots: Path) -> str | None:
     """Each floor target as the measured ratio beside its bound: green where met, red where missed."""
-    dbs = [db for db in ("sqlite", "postgres", "mariadb") if floor_targets(results, db)]
+    judged = {db: floor_targets(results, db) for db in ("sqlite", "postgres", "mariadb")}
+    dbs = [db for db, targets in judged.items() if targets]
     if not dbs:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(dbs), figsize=(5.8 * len(dbs), 3.6), squeeze=False)
     for ax, db in zip(axes[0], dbs, strict=True):
-        targets = floor_targets(results, db)
+        targets = judged[db]
         ys = range(len(targets))
-        ax.barh(ys, [t["ratio"] for t in targets], 0.6,
-                color=["#1b9e77" if t["met"] else "#d95f02" for t in targets])
+        ax.barh(ys, [t["ratio"] for t in targets], 0.6, color=[MET if t["met"] else MISSED for t in targets])
         for y, t in zip(ys, targets, strict=True):
             ax.plot([t["bound"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
-            ax.text(t["ratio"], y - 0.32, f" {t['ratio']:.2f}", va="bottom", fontsize=8)
+            ax.text(max(t["ratio"], t["bound"]) + 0.04, y, f"{t['ratio']:.2f}", va="center", fontsize=8)
         ax.set_yticks(list(ys), [f"{t['label']} ({t['wording']})" for t in targets], fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlim(0, max([2.3] + [t["ratio"] * 1.15 for t in targets]))
+        ax.set_xlim(0, max([2.4] + [max(t["ratio"], t["bound"]) + 0.4 for t in targets]))
         ax.set_title(DB_NAMES[db], fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("The issue's targets: ratio to the floor (APScheduler's MemoryJobStore in-process), or to the "
@@ -758,39 +762,56 @@ def _load(average) -> str:
 
 
 # Hand-written parts of the page, each between ``<!-- name:start -->`` and ``<!-- name:end -->``,
-# kept as they are when the page is rendered again: the floor's explanations (profiles and
-# reasons, written from the run they explain), the hand-off's runs when this run did not
-# measure it, and the one-million-jobs section (bench/million.py, its own run).
-KEPT = ("floor-notes", "handoff", "million")
+# kept as they are when the page is rendered again:
+# - "floor-notes": where the time goes and why a target is missed, written from the run
+#   they name (profiles cannot be rendered from a results file);
+# - "handoff": the hand-off section, replaced by a run that measures the hand-off and
+#   kept by one that does not;
+# - "handoff-notes": earlier hand-off runs and their findings, below that section;
+# - "million": the one-million-jobs section (bench/million.py, its own run).
+HAND_WRITTEN_BLOCKS = ("floor-notes", "handoff", "handoff-notes", "million")
+HANDOFF_HEADING = "## Hand-off to a worker fleet"
 
 
 def kept_blocks(text: str) -> dict[str, str]:
-    """Each of ``KEPT`` found in ``text``, markers included."""
+    """Each of ``HAND_WRITTEN_BLOCKS`` found in ``text``, markers included.
+
+    A marker without its pair, or a block twice, is an error: rendering on would lose the text.
+    """
     blocks = {}
-    for name in KEPT:
+    for name in HAND_WRITTEN_BLOCKS:
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-        if start in text and end in text[text.index(start):]:
-            blocks[name] = text[text.index(start) : text.index(end, text.index(start)) + len(end)]
+        starts, ends = text.count(start), text.count(end)
+        if (starts, ends) == (0, 0):
+            continue
+        if (starts, ends) != (1, 1) or text.index(end) < text.index(start):
+            raise ValueError(f"docs/benchmarks.md: {start} and {end} must appear once each, in this order "
+                             f"(found {starts} and {ends}); fix the page by hand before rendering it again")
+        blocks[name] = text[text.index(start) : text.index(end) + len(end)]
     return blocks
 
 
-def _marked(name: str, body: str) -> str:
+def _wrap_in_markers(name: str, body: str) -> str:
     return f"<!-- {name}:start -->\n{body.rstrip()}\n<!-- {name}:end -->\n"
 
 
-def _handoff_block(results: dict, kept: dict[str, str]) -> str:
-    """This run's hand-off section if it measured the hand-off, else the page's earlier one."""
+def _handoff_blocks(results: dict, kept: dict[str, str]) -> str:
+    """This run's hand-off section if it measured the hand-off, else the page's earlier one; then the notes."""
     section = handoff_section(results)
-    if section:
-        return _marked("handoff", section)
-    return kept["handoff"] + "\n" if "handoff" in kept else ""
+    current = _wrap_in_markers("handoff", section) if section else kept.get("handoff", "")
+    notes = kept.get("handoff-notes", "")
+    return "\n".join(part.rstrip() + "\n" for part in (current, notes) if part)
 
 
 def splice_handoff(results: dict, doc: Path = DOC) -> None:
     """Put this run's hand-off section into the page, leaving the rest of it as the last full run wrote it."""
-    block = _marked("handoff", handoff_section(results))
+    block = _wrap_in_markers("handoff", handoff_section(results))
     text = doc.read_text() if doc.exists() else ""
     old = kept_blocks(text).get("handoff")
+    if old is None and HANDOFF_HEADING in text:  # a page from before the markers: its section, by heading
+        start = text.index(HANDOFF_HEADING)
+        end = text.find("\n## ", start + 1)
+        old = text[start : end + 1 if end >= 0 else len(text)].rstrip("\n")
     if old is not None:
         text = text.replace(old + "\n", block, 1) if old + "\n" in text else text.replace(old, block, 1)
     else:
@@ -870,7 +891,10 @@ def _floor_values(results: dict, db: str, scenario: str, path: str) -> dict[str,
 
 def _judge(values: dict[str, float | None], higher: bool, target: tuple[str, float]) -> dict | None:
     """This package's value against one target: the ratio compared (to the floor, or to the absolute
-    bound, where 1 is the bound), that bound, and whether it is met; None where it cannot be judged."""
+    bound, where 1 is the bound), that bound, and whether it is met; None where it cannot be judged.
+
+    Every absolute target is a rate to reach (``≥``), so ``higher`` matters only for ratios to the floor.
+    """
     ours, floor = values["ours"], values["memory"]
     kind, bound = target
     if ours is None:
@@ -945,15 +969,18 @@ This package against the original [django-apscheduler 0.7.0](https://pypi.org/pr
 from PyPI, measured side by side in one run on the same machine, with real scheduler
 processes started the way users run them (a `BackgroundScheduler` with `DjangoJobStore`,
 jobs added with `replace_existing=True`, Django's and the package's default settings).
-APScheduler's own `SQLAlchemyJobStore` is a reference for the burst.
+Two references run beside them in the add rate, the burst and the lag: APScheduler's
+own `SQLAlchemyJobStore`, and the floor, its `MemoryJobStore` in the same process.
 
 ```bash
 bench/run.sh             # builds bench/.venvs/{{ours,orig}} on first use, then runs everything once
 bench/run.sh --repeat 3  # the same, three times over, for medians
+bench/run.sh --quick     # a few minutes while developing: the floor's scenarios and the hand-off, small
 ```
 
-Once through takes about 9½ minutes on this 2-core machine, three times about 27 (this
-run: {results['meta'].get('elapsed_s', 0) / 60:.1f} minutes).
+Once through takes about 13 minutes on this 2-core machine without the hand-off to
+workers (`--scenarios addrate,burst,lag,idle,startup,live,multi`), three times about 40
+(this run: {results['meta'].get('elapsed_s', 0) / 60:.1f} minutes); the hand-off adds several minutes per repetition.
 
 The numbers below come from `{results['command']}`. Each figure is the median of
 **{repeat} run{'s' if repeat != 1 else ''}** per measurement{' (so it is a single run: treat small differences as noise)' if repeat == 1 else ''}; ratios are
@@ -999,7 +1026,7 @@ target says otherwise); the SQLite and MariaDB rows are measured the same way.
 
 {scenario_plots}
 
-{_handoff_block(results, kept)}
+{_handoff_blocks(results, kept)}
 ## How it is measured
 
 - Two virtual environments (same import name `django_apscheduler`): `bench/.venvs/ours`

@@ -4,10 +4,13 @@ One runs in ``asyncio.run`` (the issue's snippet, as a process); one is the exam
 site under uvicorn, its scheduler started by the ASGI lifespan. Each shares the
 database with a BackgroundScheduler process running the same jobs: every fire
 runs exactly once, counted from the jobs' own log, not from the rows. The
-thread-based scheduler claims further ahead (``THREADED``), so it takes each
-instant's fires while both run (left to luck, one scheduler could win every batch
-of a loaded machine's run); it stops halfway, and the scheduler on the loop must
-then carry every fire on its own.
+thread-based scheduler stops halfway: the scheduler on the loop must then carry
+every fire on its own.
+
+Under ``asyncio.run`` the two claim alike and race for each instant's fires, and
+which wins is luck: on a loaded machine one can win every batch. Under uvicorn the
+thread-based one claims further ahead (``THREADED``), so it takes the fires while
+both run and the hand-over at its stop is seen from both sides.
 """
 
 import os
@@ -30,8 +33,8 @@ pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example"
 JOBS = 20
-# The thread-based scheduler's environment: it claims each instant's fires 0.8 s ahead,
-# the scheduler on the loop 0.3 s (the default), so both are seen to run fires.
+# The thread-based scheduler's environment under uvicorn: it claims each instant's fires
+# 0.8 s ahead, the scheduler on the loop 0.3 s (the default), so both are seen to run fires.
 THREADED = {"APSCHEDULER_CLAIM_AHEAD": "0.8"}
 
 
@@ -41,7 +44,7 @@ def cluster(cluster_factory):
 
 
 def assert_each_fire_ran_once(cluster, *pids):
-    """Every job's log lines match its execution rows one to one, all Executed, shared by ``pids``."""
+    """Every job's log lines match its execution rows one to one, all Executed; each of ``pids`` ran some."""
     rows = DjangoJobExecution.objects.filter(job_id__in=[f"job{index:03d}" for index in range(JOBS)])
     calls = cluster.calls()
     per_job = Counter(rows.values_list("job_id", flat=True))
@@ -64,7 +67,7 @@ def assert_no_async_errors(text):
 
 def test_asyncio_run_scheduler_beside_a_thread_scheduler_runs_each_coroutine_fire_once(cluster):
     start_at = time.time() + 6
-    threaded = cluster.start(jobs=JOBS, interval=1, start_at=start_at, coroutine=True, env=THREADED)[0]
+    threaded = cluster.start(jobs=JOBS, interval=1, start_at=start_at, coroutine=True)[0]
     on_loop = cluster.start(jobs=JOBS, interval=1, start_at=start_at, coroutine=True, asyncio=True)[0]
     cluster.wait_ready()
     time.sleep(max(0, start_at + 7 - time.time()))
@@ -74,7 +77,7 @@ def test_asyncio_run_scheduler_beside_a_thread_scheduler_runs_each_coroutine_fir
     output = cluster.outputs()
     assert "STOPPED" in on_loop.output_path.read_text(), output
     assert_no_async_errors(output)
-    assert_each_fire_ran_once(cluster, threaded.pid, on_loop.pid)
+    assert_each_fire_ran_once(cluster, on_loop.pid)  # the thread-based one may have lost every race
     assert not SchedulerInstance.objects.filter(stopped=None).exists()  # both stopped cleanly
 
 

@@ -126,10 +126,11 @@ def test_report_renders_without_the_original_or_matplotlib(smoke, tmp_path):
     report.render(smoke, doc=doc, plots=False)
     text = doc.read_text()
     assert "Old generated text" not in text
-    for name in report.KEPT:  # the hand-written blocks outlive the render, in their places
+    for name in report.HAND_WRITTEN_BLOCKS:  # the hand-written blocks outlive the render, in their places
         assert text.count(f"<!-- {name}:start -->") == 1 and f"Hand-written {name}." in text, name
-    assert text.index("Hand-written floor-notes.") < text.index("## Targets from the issue")
-    assert text.index("## Scenarios") < text.index("Hand-written handoff.") < text.index("## How it is measured")
+    assert text.index("## The floor") < text.index("Hand-written floor-notes.") < text.index("## Targets from")
+    assert (text.index("## Scenarios") < text.index("Hand-written handoff.") < text.index("Hand-written handoff-notes.")
+            < text.index("## How it is measured"))
     assert text.rstrip().endswith("<!-- million:end -->")
     assert f"### Burst: {BURST_JOBS:,} date jobs due at the same instant" in text
     assert "| original | not measured in this run |" in text
@@ -155,6 +156,10 @@ Hand-written floor-notes.
 Hand-written handoff.
 <!-- handoff:end -->
 
+<!-- handoff-notes:start -->
+Hand-written handoff-notes.
+<!-- handoff-notes:end -->
+
 ## How it is measured
 
 Old generated text.
@@ -165,19 +170,73 @@ Hand-written million.
 """
 
 
+HANDOFF_RUN = {"scenarios": {"handoff": {}}, "settings": {"burst_jobs": 10, "lag_jobs": 2, "lag_duration": 1},
+               "meta": {"date": "today", "nproc": 2}, "command": "bench/run.sh --scenarios handoff"}
+
+
 def test_a_hand_off_run_replaces_only_the_hand_off_block(tmp_path):
     report = load("report")
     doc = tmp_path / "benchmarks.md"
     doc.write_text(HAND_WRITTEN)
-    results = {"scenarios": {"handoff": {}}, "settings": {"burst_jobs": 10, "lag_jobs": 2, "lag_duration": 1},
-               "meta": {"date": "today", "nproc": 2}, "command": "bench/run.sh --scenarios handoff"}
-    report.splice_handoff(results, doc=doc)
+    report.splice_handoff(HANDOFF_RUN, doc=doc)
     text = doc.read_text()
     assert "Hand-written handoff." not in text
     assert text.count("## Hand-off to a worker fleet") == 1 and "`bench/run.sh --scenarios handoff`" in text
     assert text.count("<!-- handoff:start -->") == text.count("<!-- handoff:end -->") == 1
     assert text.replace(report.kept_blocks(text)["handoff"], "") == HAND_WRITTEN.replace(
         report.kept_blocks(HAND_WRITTEN)["handoff"], "")  # nothing else moved
+
+
+@pytest.mark.processes
+def test_a_full_run_that_measured_the_hand_off_replaces_its_section_once(smoke, tmp_path):
+    report = load("report")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(HAND_WRITTEN)
+    report.render(dict(smoke, scenarios=dict(smoke["scenarios"], handoff={})), doc=doc, plots=False)
+    text = doc.read_text()
+    assert "Hand-written handoff." not in text and "Hand-written handoff-notes." in text
+    assert text.count(report.HANDOFF_HEADING) == 1
+    assert text.index(report.HANDOFF_HEADING) < text.index("Hand-written handoff-notes.")
+
+
+def test_a_hand_off_run_replaces_the_section_of_a_page_from_before_the_markers(tmp_path):
+    report = load("report")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Hand-off to a worker fleet\n\nOld runs.\n\n## How it is measured\n\nHow.\n")
+    report.splice_handoff(HANDOFF_RUN, doc=doc)
+    text = doc.read_text()
+    assert "Old runs." not in text and text.count(report.HANDOFF_HEADING) == 1
+    assert text.index("<!-- handoff:end -->") < text.index("## How it is measured")
+
+
+@pytest.mark.parametrize("broken", [
+    HAND_WRITTEN.replace("<!-- floor-notes:end -->", ""),  # a start without its end
+    HAND_WRITTEN.replace("<!-- million:start -->", ""),  # an end without its start
+    HAND_WRITTEN + "<!-- handoff-notes:start -->\nAgain.\n<!-- handoff-notes:end -->\n",  # a block twice
+])
+def test_a_page_with_broken_markers_is_refused_not_rendered_over(broken, tmp_path):
+    report = load("report")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(broken)
+    with pytest.raises(ValueError, match="must appear once each"):
+        report.splice_handoff(HANDOFF_RUN, doc=doc)
+    assert doc.read_text() == broken
+
+
+@pytest.mark.processes
+def test_the_floor_plot_draws_each_target(smoke, tmp_path):
+    pytest.importorskip("matplotlib")
+    report = load("report")
+    drawn = report.draw_plots(smoke, tmp_path)
+    assert drawn["floor"] == "floor.png" and (tmp_path / "floor.png").stat().st_size > 0
+    judged = report.floor_targets(smoke, DB)
+    labels = [target["label"] for target in judged]
+    assert labels == ["add_job through the store ÷ target", "bulk.add_jobs ÷ target", "burst fires/s ÷ floor",
+                      "lag p50 ÷ floor", "lag p99 ÷ floor"], labels
+    for target in judged:  # a lag is met below its bound, a rate above it
+        below = target["ratio"] <= target["bound"]
+        assert target["met"] == (below if target["label"].startswith("lag") else not below or
+                                 target["ratio"] == target["bound"]), target
 
 
 def test_profile_summary_reads_py_spy_raw_output():
