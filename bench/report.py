@@ -232,8 +232,8 @@ def plot_floor(results: dict, plots: Path) -> str | None:
         ax.barh(ys, [t["ratio"] for t in targets], 0.6, color=[MET if t["met"] else MISSED for t in targets])
         for y, t in zip(ys, targets, strict=True):
             ax.plot([t["bound"]] * 2, [y - 0.4, y + 0.4], color="black", linewidth=2)
-            ax.text(max(t["ratio"], t["bound"]) + 0.04, y, f"{t['ratio']:.2f}", va="center", fontsize=8)
-        ax.set_yticks(list(ys), [f"{t['label']} ({t['wording']})" for t in targets], fontsize=8)
+        # The measured ratio goes with the label: beside the bar it would cross the target's line.
+        ax.set_yticks(list(ys), [f"{t['label']} ({t['wording']}): {t['ratio']:.2f}" for t in targets], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, max([2.4] + [max(t["ratio"], t["bound"]) + 0.4 for t in targets]))
         ax.set_title(DB_NAMES[db], fontsize=10)
@@ -774,7 +774,8 @@ HANDOFF_HEADING = "## Hand-off to a worker fleet"
 
 
 def kept_blocks(text: str) -> dict[str, str]:
-    """Each of ``HAND_WRITTEN_BLOCKS`` found in ``text``, markers included.
+    """Each of ``HAND_WRITTEN_BLOCKS`` found in ``text``, markers included; the hand-off section of a
+    page from before the markers, found by its heading, as the "handoff" block.
 
     A marker without its pair, or a block twice, is an error: rendering on would lose the text.
     """
@@ -788,6 +789,10 @@ def kept_blocks(text: str) -> dict[str, str]:
             raise ValueError(f"docs/benchmarks.md: {start} and {end} must appear once each, in this order "
                              f"(found {starts} and {ends}); fix the page by hand before rendering it again")
         blocks[name] = text[text.index(start) : text.index(end) + len(end)]
+    if "handoff" not in blocks and HANDOFF_HEADING in text:
+        start = text.index(HANDOFF_HEADING)
+        end = text.find("\n## ", start + 1)
+        blocks["handoff"] = text[start : end + 1 if end >= 0 else len(text)].rstrip("\n")
     return blocks
 
 
@@ -798,7 +803,11 @@ def _wrap_in_markers(name: str, body: str) -> str:
 def _handoff_blocks(results: dict, kept: dict[str, str]) -> str:
     """This run's hand-off section if it measured the hand-off, else the page's earlier one; then the notes."""
     section = handoff_section(results)
-    current = _wrap_in_markers("handoff", section) if section else kept.get("handoff", "")
+    if section:
+        current = _wrap_in_markers("handoff", section)
+    else:  # kept, in markers from now on (a page from before them had none)
+        old = kept.get("handoff", "")
+        current = old if not old or old.startswith("<!-- handoff:start -->") else _wrap_in_markers("handoff", old)
     notes = kept.get("handoff-notes", "")
     return "\n".join(part.rstrip() + "\n" for part in (current, notes) if part)
 
@@ -808,10 +817,6 @@ def splice_handoff(results: dict, doc: Path = DOC) -> None:
     block = _wrap_in_markers("handoff", handoff_section(results))
     text = doc.read_text() if doc.exists() else ""
     old = kept_blocks(text).get("handoff")
-    if old is None and HANDOFF_HEADING in text:  # a page from before the markers: its section, by heading
-        start = text.index(HANDOFF_HEADING)
-        end = text.find("\n## ", start + 1)
-        old = text[start : end + 1 if end >= 0 else len(text)].rstrip("\n")
     if old is not None:
         text = text.replace(old + "\n", block, 1) if old + "\n" in text else text.replace(old, block, 1)
     else:
@@ -825,10 +830,10 @@ def render(results: dict, doc: Path = DOC, plots: bool = True) -> None:
 
     ``plots=False`` writes the page without plots (and without matplotlib).
     """
+    kept = kept_blocks(doc.read_text() if doc.exists() else "")  # first: a broken page changes nothing
     folder = doc.with_suffix("")
     drawn = draw_plots(results, folder) if plots else {}
     links = {name: f"![{name}]({folder.name}/{file})" for name, file in drawn.items() if file}
-    kept = kept_blocks(doc.read_text() if doc.exists() else "")
     million = kept.get("million")
     doc.write_text(markdown(results, links, kept) + ("\n" + million + "\n" if million else ""))
 
@@ -879,6 +884,7 @@ FLOOR_ROWS = (
     ("lag", "min_ms", "lag min, ms", False, None, ""),
 )
 FLOOR_ENVS = ("memory", "ours", "sqlalchemy", "orig")
+COMPARED_TO_FLOOR = ("ours", "sqlalchemy", "orig")  # the table's columns after the floor's own
 
 
 def _to_floor(value: float | None, floor: float | None) -> str:
@@ -938,7 +944,7 @@ def floor_section(results: dict) -> str:
             else:
                 verdict = f"missed ({judged['ratio']:.2f} of it)" if judged["absolute"] else f"missed ({judged['ratio']:.2f}×)"
             row = [label, fmt(floor, 1)]
-            for env in FLOOR_ENVS[1:]:
+            for env in COMPARED_TO_FLOOR:
                 row += [fmt(values[env], 1), _to_floor(values[env], floor)]
             rows.append(row + [f"{wording}: {verdict}" if wording else ""])
         if rows:
@@ -978,9 +984,8 @@ bench/run.sh --repeat 3  # the same, three times over, for medians
 bench/run.sh --quick     # a few minutes while developing: the floor's scenarios and the hand-off, small
 ```
 
-Once through takes about 13 minutes on this 2-core machine without the hand-off to
-workers (`--scenarios addrate,burst,lag,idle,startup,live,multi`), three times about 40
-(this run: {results['meta'].get('elapsed_s', 0) / 60:.1f} minutes); the hand-off adds several minutes per repetition.
+This run took {results['meta'].get('elapsed_s', 0) / 60:.1f} minutes on this 2-core machine for {repeat} repetition{'s' if repeat != 1 else ''} of
+{', '.join(f'`{name}`' for name in results['scenarios'])}.
 
 The numbers below come from `{results['command']}`. Each figure is the median of
 **{repeat} run{'s' if repeat != 1 else ''}** per measurement{' (so it is a single run: treat small differences as noise)' if repeat == 1 else ''}; ratios are

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,15 @@ def assert_each_fire_ran_once(cluster, *pids):
         assert ran_in[str(pid)] > 0, f"process {pid} ran no fire: {ran_in}"
 
 
+def assert_carried_alone(pid, since, until):
+    """Every job's fire scheduled in [``since``, ``until``) was run by the process ``pid`` alone."""
+    rows = DjangoJobExecution.objects.filter(job_id__in=[f"job{index:03d}" for index in range(JOBS)],
+                                             run_time__gte=since, run_time__lt=until)
+    per_instant = Counter(rows.values_list("run_time", flat=True))
+    assert len(per_instant) >= 2 and set(per_instant.values()) == {JOBS}, per_instant  # no fire missed
+    assert set(rows.values_list("scheduler__pid", flat=True)) == {pid}
+
+
 def assert_no_async_errors(text):
     for forbidden in ("SynchronousOnlyOperation", "IntegrityError", "never awaited", "Deadlock", "deadlock", "cannot be loaded"):
         assert forbidden not in text, f"{forbidden!r} in output:\n{text[-5000:]}"
@@ -72,12 +82,15 @@ def test_asyncio_run_scheduler_beside_a_thread_scheduler_runs_each_coroutine_fir
     cluster.wait_ready()
     time.sleep(max(0, start_at + 7 - time.time()))
     stop_process(threaded)
+    alone = datetime.now(timezone.utc)
     time.sleep(6)
     cluster.stop()
     output = cluster.outputs()
     assert "STOPPED" in on_loop.output_path.read_text(), output
     assert_no_async_errors(output)
     assert_each_fire_ran_once(cluster, on_loop.pid)  # the thread-based one may have lost every race
+    assert SchedulerInstance.objects.get(pid=threaded.pid).stopped is not None  # it ran, and stopped
+    assert_carried_alone(on_loop.pid, alone + timedelta(seconds=2), alone + timedelta(seconds=5))
     assert not SchedulerInstance.objects.filter(stopped=None).exists()  # both stopped cleanly
 
 
@@ -113,6 +126,7 @@ def test_uvicorn_serving_the_example_site_beside_a_thread_scheduler_runs_each_fi
             assert response.status == 200 and b"Django" in response.read()
         time.sleep(max(0, start_at + 7 - time.time()))
         stop_process(threaded)
+        alone = datetime.now(timezone.utc)
         time.sleep(6)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -123,6 +137,7 @@ def test_uvicorn_serving_the_example_site_beside_a_thread_scheduler_runs_each_fi
     assert "Scheduler stopped" in log, log
     assert_no_async_errors(log + cluster.outputs())
     assert_each_fire_ran_once(cluster, threaded.pid, server.pid)
+    assert_carried_alone(server.pid, alone + timedelta(seconds=2), alone + timedelta(seconds=5))
     # The site's own jobs, declared in example/reports/jobs.py, were synced and run too.
     assert DjangoJobExecution.objects.filter(job_id="reports.count_users", status=DjangoJobExecution.SUCCESS).exists()
     assert SchedulerInstance.objects.get(pid=server.pid).stopped is not None  # the lifespan stopped it
