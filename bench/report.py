@@ -834,8 +834,7 @@ def render(results: dict, doc: Path = DOC, plots: bool = True) -> None:
     folder = doc.with_suffix("")
     drawn = draw_plots(results, folder) if plots else {}
     links = {name: f"![{name}]({folder.name}/{file})" for name, file in drawn.items() if file}
-    million = kept.get("million")
-    doc.write_text(markdown(results, links, kept) + ("\n" + million + "\n" if million else ""))
+    doc.write_text(markdown(results, links, kept))
 
 
 def scope_note(results: dict) -> str:
@@ -1060,4 +1059,4 @@ target says otherwise); the SQLite and MariaDB rows are measured the same way.
 ## Not measured yet
 
 {not_measured(results)}
-"""
+""" + ("\n" + kept["million"] + "\n" if "million" in kept else "")

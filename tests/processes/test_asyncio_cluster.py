@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example"
 JOBS = 20
+JOB_IDS = [f"job{index:03d}" for index in range(JOBS)]  # the ids tests/procs/scheduler_process.py gives them
 # The thread-based scheduler's environment under uvicorn: it claims each instant's fires
 # 0.8 s ahead, the scheduler on the loop 0.3 s (the default), so both are seen to run fires.
 THREADED = {"APSCHEDULER_CLAIM_AHEAD": "0.8"}
@@ -46,7 +47,7 @@ def cluster(cluster_factory):
 
 def assert_each_fire_ran_once(cluster, *pids):
     """Every job's log lines match its execution rows one to one, all Executed; each of ``pids`` ran some."""
-    rows = DjangoJobExecution.objects.filter(job_id__in=[f"job{index:03d}" for index in range(JOBS)])
+    rows = DjangoJobExecution.objects.filter(job_id__in=JOB_IDS)
     calls = cluster.calls()
     per_job = Counter(rows.values_list("job_id", flat=True))
     assert sum(calls.values()) >= JOBS * 5, calls  # enough fires to mean something
@@ -63,8 +64,7 @@ def assert_each_fire_ran_once(cluster, *pids):
 
 def assert_carried_alone(pid, since, until):
     """Every job's fire scheduled in [``since``, ``until``) was run by the process ``pid`` alone."""
-    rows = DjangoJobExecution.objects.filter(job_id__in=[f"job{index:03d}" for index in range(JOBS)],
-                                             run_time__gte=since, run_time__lt=until)
+    rows = DjangoJobExecution.objects.filter(job_id__in=JOB_IDS, run_time__gte=since, run_time__lt=until)
     per_instant = Counter(rows.values_list("run_time", flat=True))
     assert len(per_instant) >= 2 and set(per_instant.values()) == {JOBS}, per_instant  # no fire missed
     assert set(rows.values_list("scheduler__pid", flat=True)) == {pid}

@@ -170,6 +170,9 @@ Hand-written million.
 """
 
 
+# A page written before the markers: its hand-off section is found by its heading.
+UNMARKED_PAGE = "# Benchmarks\n\n## Hand-off to a worker fleet\n\nOld runs.\n\n## How it is measured\n\nHow.\n"
+
 HANDOFF_RUN = {"scenarios": {"handoff": {}}, "settings": {"burst_jobs": 10, "lag_jobs": 2, "lag_duration": 1},
                "meta": {"date": "today", "nproc": 2}, "command": "bench/run.sh --scenarios handoff"}
 
@@ -202,7 +205,7 @@ def test_a_full_run_that_measured_the_hand_off_replaces_its_section_once(smoke, 
 def test_a_hand_off_run_replaces_the_section_of_a_page_from_before_the_markers(tmp_path):
     report = load("report")
     doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\n## Hand-off to a worker fleet\n\nOld runs.\n\n## How it is measured\n\nHow.\n")
+    doc.write_text(UNMARKED_PAGE)
     report.splice_handoff(HANDOFF_RUN, doc=doc)
     text = doc.read_text()
     assert "Old runs." not in text and text.count(report.HANDOFF_HEADING) == 1
@@ -213,7 +216,7 @@ def test_a_hand_off_run_replaces_the_section_of_a_page_from_before_the_markers(t
 def test_a_full_run_keeps_the_hand_off_section_of_a_page_from_before_the_markers(smoke, tmp_path):
     report = load("report")
     doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\n## Hand-off to a worker fleet\n\nOld runs.\n\n## How it is measured\n\nHow.\n")
+    doc.write_text(UNMARKED_PAGE)
     report.render(smoke, doc=doc, plots=False)
     text = doc.read_text()
     assert text.count("Old runs.") == 1 and text.count(report.HANDOFF_HEADING) == 1
